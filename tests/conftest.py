@@ -1,0 +1,137 @@
+"""Shared fixtures: real libraries built from the real photos in ../shared/photos.
+
+Scanning is the slow part, so each library is scanned once per test session and every
+test that changes it gets its own copy of the SQLite file (``sqlite3`` backup API, so the
+copy is consistent even in WAL mode).
+"""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from organizer.config import Settings
+from organizer.db import Library
+from organizer.models import Assignment, Face, Person, Photo
+from organizer.scanner import scan
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO.parent / "shared" / "photos"
+FIXTURES = Path(__file__).resolve().parent / "data"
+
+
+def photos_dir(sub: str = "") -> Path:
+    """A folder of ../shared/photos, or skip the test with the reason."""
+    path = PHOTOS / sub
+    if not path.exists():
+        pytest.skip(f"needs the shared photo set at {path} (not present on this machine)")
+    return path
+
+
+def db_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def copy_db(src: Path, dst: Path) -> Path:
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    return dst
+
+
+def settings_for(db: Path, **kw: object) -> Settings:
+    return Settings(db_url=db_url(db)).with_overrides(**kw)
+
+
+def scan_into(db: Path, folder: Path, **kw: object) -> Library:
+    """Scan ``folder`` into a new library file ``db`` and return the open library."""
+    settings = settings_for(db, **{"workers": 2, **kw})
+    lib = Library.open(settings.db_url)
+    scan(lib, folder, settings)
+    return lib
+
+
+def label_by_folder(lib: Library) -> dict[str, int]:
+    """Name every face after the folder its photo is in (``<set>/<person>/x.jpg``), as
+    if the user had confirmed it. In photos with several faces only the biggest face
+    gets the label (the LFW convention: the label belongs to the main face).
+
+    Returns {person name: person id}. For tests of features built on labelled people.
+    """
+    ids: dict[str, int] = {}
+    with lib.session() as s:
+        for photo in s.scalars(select(Photo)):
+            parts = photo.path.split("/")
+            if len(parts) < 2 or not photo.faces:
+                continue
+            name = parts[-2]
+            if name not in ids:
+                person = s.scalar(select(Person).where(Person.name == name))
+                if person is None:
+                    person = Person(name=name)
+                    s.add(person)
+                    s.flush()
+                ids[name] = person.id
+            main = max(photo.faces, key=lambda f: (f.bottom - f.top) * (f.right - f.left))
+            main.person_id, main.assignment, main.confidence = ids[name], Assignment.confirmed, 1.0
+    return ids
+
+
+def lfw_subset(dst: Path, identities: int = 12, per_identity: int = 6, min_photos: int = 6) -> Path:
+    """Copy a deterministic subset of lfw-dev: the first ``identities`` people (by name)
+    that have at least ``min_photos`` photos, ``per_identity`` photos each."""
+    src = photos_dir("lfw-dev")
+    chosen = [d for d in sorted(src.iterdir()) if d.is_dir() and len(list(d.glob("*.jpg"))) >= min_photos][:identities]
+    for d in chosen:
+        (dst / d.name).mkdir(parents=True, exist_ok=True)
+        for f in sorted(d.glob("*.jpg"))[:per_identity]:
+            shutil.copy2(f, dst / d.name / f.name)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def people_small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """people-small/train scanned once: 5 identities, 9 photos, one face each."""
+    folder = photos_dir("people-small/train")
+    db = tmp_path_factory.mktemp("people_small") / "library.db"
+    scan_into(db, folder).close()
+    return db
+
+
+@pytest.fixture()
+def people_small_lib(people_small_db: Path, tmp_path: Path) -> Iterator[Library]:
+    """A private, writable copy of the scanned people-small library."""
+    lib = Library.open(db_url(copy_db(people_small_db, tmp_path / "library.db")))
+    yield lib
+    lib.close()
+
+
+@pytest.fixture(scope="session")
+def lfw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 LFW identities x 6 photos, copied so tests may add/move files."""
+    return lfw_subset(tmp_path_factory.mktemp("lfw") / "photos")
+
+
+@pytest.fixture(scope="session")
+def lfw_db(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("lfw_db") / "library.db"
+    scan_into(db, lfw_root).close()
+    return db
+
+
+@pytest.fixture()
+def lfw_lib(lfw_db: Path, tmp_path: Path) -> Iterator[Library]:
+    """A private, writable copy of the scanned LFW subset library (root = lfw_root)."""
+    lib = Library.open(db_url(copy_db(lfw_db, tmp_path / "library.db")))
+    yield lib
+    lib.close()
+
+
+def face_count(lib: Library) -> int:
+    from sqlalchemy import func
+
+    with lib.session() as s:
+        return s.scalar(select(func.count()).select_from(Face)) or 0
