@@ -34,8 +34,6 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
 
 from .errors import UnreadableImage
 
-# Truncated files must fail loudly, never decode as half-grey images.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp"})
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "HEIF", "MPO", "BMP"})
@@ -131,6 +129,9 @@ def open_image(path: str | Path, *, max_size: int = 1600, max_pixels: int = 180_
     readable photo (empty, truncated, not an image, too many pixels, unsupported).
     """
     path = Path(path)
+    # Truncated files must fail loudly, never decode as half-grey images. (Set on every
+    # call: importing face_recognition flips this global to True.)
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         if os.path.getsize(path) == 0:
             raise UnreadableImage("empty file (0 bytes)")
