@@ -1,0 +1,302 @@
+"""Slideshow: pick people and options, see the first photos in the order they will play,
+export (html, mp4 or folder) with a progress bar, and download the result.
+
+The export runs in a background thread of the dashboard's process (one at a time) and
+writes into a private temporary folder; the download route serves only a file that an
+export of this app produced, found by a random job id — never by a path from the request.
+"""
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dash import Input, Output, State, dcc, html, no_update
+from flask import abort, send_file
+
+from organizer import browse, slideshow
+from organizer.db import Library
+from organizer.errors import InvalidRequest, OrganizerError
+
+from .. import components as ui
+
+PATH = "/slideshow"
+TITLE = "Slideshow"
+PREVIEW_COUNT = 8
+KEEP_EXPORTS = 3          # older finished exports are deleted from the temp folder
+EXTENSION_KEY = "organizer_slideshow"
+SIZES = {"html": ["1920x1080", "1280x720", "3840x2160"], "mp4": ["1280x720", "1920x1080", "1080x1920", "854x480"]}
+
+
+# --- export jobs (state lives in the app, not the module) ---------------------------------------
+
+@dataclass
+class ExportJob:
+    id: str
+    fmt: str
+    label: str
+    total: int = 0
+    done: int = 0
+    state: str = "running"            # running | done | failed
+    message: str = ""
+    file: Path | None = None          # what the download route serves
+    download_name: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class ExportJobs:
+    """This app's exports: start one at a time, report progress, hand out finished files."""
+
+    def __init__(self, lib: Library, folder: Path | None = None) -> None:
+        self.lib = lib
+        self._folder = folder
+        self._jobs: dict[str, ExportJob] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="organizer-slideshow-"))
+        return self._folder
+
+    def get(self, job_id: str | None) -> ExportJob | None:
+        with self._lock:
+            return self._jobs.get(job_id or "")
+
+    def start(self, options: dict) -> ExportJob:
+        """Validate and select now (errors are raised to the caller at once), then render
+        in a background thread."""
+        with self._lock:
+            if any(j.state == "running" for j in self._jobs.values()):
+                raise InvalidRequest("an export is already running: wait for it to finish")
+        selection = _select(self.lib, options)
+        fmt = options.get("fmt") or "html"
+        names = [p.name for p in selection.people]
+        job = ExportJob(uuid.uuid4().hex, fmt, ", ".join(names), total=len(selection))
+        slug = re.sub(r"[^\w\-]+", "-", "-".join(names)).strip("-")[:60] or "slideshow"
+        target = self.folder / job.id / (f"{slug}.mp4" if fmt == "mp4" else slug)
+        target.parent.mkdir(parents=True)
+        with self._lock:
+            self._jobs[job.id] = job
+        thread = threading.Thread(target=self._run, args=(job, selection, target, options, slug),
+                                  name=f"slideshow-export-{job.id[:8]}", daemon=True)
+        thread.start()
+        return job
+
+    def _run(self, job: ExportJob, selection: slideshow.Selection, target: Path, options: dict, slug: str) -> None:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        try:
+            report = slideshow.export_slideshow(selection, target, job.fmt, size=options.get("size") or None,
+                                                seconds=float(options.get("seconds") or slideshow.DEFAULT_SECONDS),
+                                                progress=progress, cancel=job.cancel)
+            if job.fmt == "mp4":
+                job.file, job.download_name = target, f"{slug}.mp4"
+            else:  # a folder downloads as one zip
+                job.file = Path(shutil.make_archive(str(target), "zip", root_dir=target.parent, base_dir=target.name))
+                shutil.rmtree(target, ignore_errors=True)
+                job.download_name = f"{slug}-{job.fmt}.zip"
+            job.message = report.summary().replace(str(target), "the slideshow")
+            if report.undated:
+                job.message += f"; {len(report.undated)} photo(s) without a date are at the end"
+            if report.skipped:
+                job.message += f"; {len(report.skipped)} photo(s) could not be read"
+            job.state = "done"
+        except OrganizerError as exc:
+            job.state, job.message = "failed", str(exc)
+            shutil.rmtree(target.parent, ignore_errors=True)
+        except Exception as exc:  # a thread must not die silently: the user sees why
+            job.state, job.message = "failed", f"export failed: {exc.__class__.__name__}: {exc}"
+            shutil.rmtree(target.parent, ignore_errors=True)
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        with self._lock:
+            finished = [j for j in self._jobs.values() if j.state != "running"]
+            for old in finished[:-KEEP_EXPORTS]:
+                if old.file is not None:
+                    shutil.rmtree(old.file.parent, ignore_errors=True)
+                del self._jobs[old.id]
+
+
+def _select(lib: Library, options: dict) -> slideshow.Selection:
+    names = [n for n in (options.get("people") or []) if n]
+    if not names:
+        raise InvalidRequest("pick at least one person")
+    min_face = options.get("min_face") or 0
+    try:
+        min_face = int(min_face)
+    except (TypeError, ValueError):
+        raise InvalidRequest("the minimum face size must be a whole number of pixels") from None
+    return slideshow.select_photos(lib, names, match=options.get("match") or "all",
+                                   date_from=(options.get("date_from") or "").strip() or None,
+                                   date_to=(options.get("date_to") or "").strip() or None,
+                                   min_face=min_face, include_auto=bool(options.get("include_auto")))
+
+
+def preview(lib: Library, options: dict) -> html.Div:
+    """The first photos in slideshow order, framed as the video frames them."""
+    try:
+        selection = _select(lib, options)
+        fmt = options.get("fmt") or "html"
+        size = slideshow.parse_size(options.get("size") or None, "mp4" if fmt == "folder" else fmt)
+        w, h = size
+        thumb = (240, max(16, round(240 * h / w)))
+        shots = slideshow.preview_images(selection, PREVIEW_COUNT, thumb)
+    except OrganizerError as exc:
+        return html.Div(str(exc), className="muted", id="slideshow-message")
+    undated = len(selection.undated)
+    summary = [f"{len(selection)} photo{'s' if len(selection) != 1 else ''}: {selection.description}."]
+    if undated:
+        summary.append(f" {undated} without a date play at the end.")
+    if selection.undated_excluded:
+        summary.append(f" {selection.undated_excluded} undated photo(s) left out by the date range.")
+    if selection.unavailable:
+        summary.append(f" {len(selection.unavailable)} missing or unreadable photo(s) left out.")
+    tiles = [html.Figure([
+        html.Img(src="data:image/jpeg;base64," + base64.b64encode(jpeg).decode(), alt=slide.caption(),
+                 className="slideshow-thumb", style={"width": "100%", "borderRadius": "6px", "display": "block"}),
+        html.Figcaption(slide.caption(), className="muted", style={"fontSize": "0.85em"}),
+    ], style={"margin": 0}) for slide, jpeg in shots]
+    return html.Div([
+        html.P("".join(summary), id="slideshow-summary"),
+        html.Div(tiles, id="slideshow-thumbs",
+                 style={"display": "grid", "gridTemplateColumns": "repeat(auto-fill, minmax(200px, 1fr))", "gap": "12px"}),
+    ])
+
+
+# --- page -------------------------------------------------------------------------------------
+
+def _field(label: str, control: object) -> html.Label:
+    return html.Label([html.Span(label, className="field-label"), control], className="field")
+
+
+def layout(lib: Library, person: str = "", **_query: str) -> html.Div:
+    people = browse.list_people(lib)
+    options = [{"label": p.name, "value": p.name} for p in sorted(people, key=lambda p: p.name.lower())]
+    chosen = [person] if person and any(p.name == person for p in people) else []
+    controls = html.Div([
+        _field("People", dcc.Dropdown(id="slideshow-people", options=options, value=chosen, multi=True,
+                                      placeholder="Who is the slideshow about?")),
+        dcc.RadioItems(id="slideshow-match", value="all", inline=True, options=[
+            {"label": " all of them together ", "value": "all"},
+            {"label": " any of them", "value": "any"}]),
+        html.Div([
+            _field("From", dcc.Input(id="slideshow-from", type="text", placeholder="YYYY[-MM[-DD]]",
+                                     className="input input-date", debounce=True)),
+            _field("To", dcc.Input(id="slideshow-to", type="text", placeholder="YYYY[-MM[-DD]]",
+                                   className="input input-date", debounce=True)),
+            _field("Smallest face (px)", dcc.Input(id="slideshow-min-face", type="number", min=0, step=1, value=0,
+                                                   className="input input-sm", debounce=True)),
+        ], className="field-row"),
+        dcc.Checklist(id="slideshow-auto", value=[], options=[
+            {"label": " also faces recognised automatically with high confidence (default: only faces you confirmed)",
+             "value": "auto"}]),
+        html.Div([
+            _field("Format", dcc.RadioItems(id="slideshow-format", value="html", inline=True, options=[
+                {"label": " web page ", "value": "html"}, {"label": " video (mp4) ", "value": "mp4"},
+                {"label": " folder of originals", "value": "folder"}])),
+            _field("Size", dcc.Dropdown(id="slideshow-size", options=SIZES["html"], value="1920x1080",
+                                        clearable=False, style={"minWidth": "9em"})),
+            _field("Seconds per photo", dcc.Input(id="slideshow-seconds", type="number", min=0.5, max=60, step=0.5,
+                                                  value=slideshow.DEFAULT_SECONDS, className="input input-sm",
+                                                  debounce=True)),
+        ], className="field-row"),
+        html.Div([
+            html.Button("Export", id="slideshow-export", n_clicks=0, className="btn btn-primary"),
+            html.Div(id="slideshow-status", **{"aria-live": "polite"}),
+        ], className="tools-row"),
+        dcc.Store(id="slideshow-job", data=None),
+        dcc.Interval(id="slideshow-tick", interval=700, disabled=True),
+    ], className="card stack")
+    return html.Div([
+        ui.page_header("Slideshow", "The photos of one person, or several, in date order: a web page, a video, "
+                                    "or a folder of the originals."),
+        controls,
+        html.Section([html.H2("First photos, in order"), dcc.Loading(html.Div(id="slideshow-preview"))],
+                     className="card"),
+    ], className="stack")
+
+
+def _options(people, match, date_from, date_to, min_face, auto, fmt, size, seconds) -> dict:  # type: ignore[no-untyped-def]
+    return {"people": people or [], "match": match, "date_from": date_from, "date_to": date_to,
+            "min_face": min_face, "include_auto": "auto" in (auto or []), "fmt": fmt,
+            "size": size if fmt != "folder" else None, "seconds": seconds}
+
+
+def _status(job: ExportJob | None) -> tuple[object, bool]:
+    """The status area and whether polling can stop."""
+    if job is None:
+        return "", True
+    if job.state == "running":
+        pct = round(100 * job.done / job.total) if job.total else 0
+        return html.Div([
+            html.Progress(value=str(job.done), max=str(max(job.total, 1)), id="slideshow-progress",
+                          style={"width": "16em"}),
+            html.Span(f" {job.done} / {job.total} photos ({pct}%)", className="muted"),
+        ]), False
+    if job.state == "failed":
+        return html.Div(job.message, className="toast-error", id="slideshow-error"), True
+    return html.Div([
+        html.Span(job.message + " "),
+        html.A("Download", href=f"{PATH}/download/{job.id}", id="slideshow-download", className="btn btn-light",
+               download=job.download_name),
+    ]), True
+
+
+def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+    jobs = ExportJobs(lib)
+    app.server.extensions[EXTENSION_KEY] = jobs
+    inputs = [State("slideshow-people", "value"), State("slideshow-match", "value"), State("slideshow-from", "value"),
+              State("slideshow-to", "value"), State("slideshow-min-face", "value"), State("slideshow-auto", "value"),
+              State("slideshow-format", "value"), State("slideshow-size", "value"), State("slideshow-seconds", "value")]
+
+    # <path:...> so that anything under the prefix (encoded slashes included) is answered
+    # here with a 404, never by the app's catch-all page
+    @app.server.route(f"{PATH}/download/<path:job_id>")
+    def _download(job_id: str):  # type: ignore[no-untyped-def]
+        job = jobs.get(job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
+        if job is None or job.state != "done" or job.file is None or not job.file.is_file():
+            abort(404)
+        return send_file(job.file, as_attachment=True, download_name=job.download_name,
+                         mimetype="video/mp4" if job.fmt == "mp4" else "application/zip")
+
+    @app.callback(Output("slideshow-size", "options"), Output("slideshow-size", "value"),
+                  Output("slideshow-size", "disabled"), Input("slideshow-format", "value"),
+                  State("slideshow-size", "value"))
+    def _sizes(fmt, current):  # type: ignore[no-untyped-def]
+        if fmt == "folder":
+            return [], None, True
+        choices = SIZES.get(fmt, SIZES["html"])
+        return choices, current if current in choices else choices[0], False
+
+    @app.callback(Output("slideshow-preview", "children"),
+                  *[Input(s.component_id, s.component_property) for s in inputs])
+    def _preview(*values):  # type: ignore[no-untyped-def]
+        if not values[0]:
+            return html.P("Pick a person to see their photos in order.", className="muted")
+        return preview(lib, _options(*values))
+
+    @app.callback(Output("slideshow-job", "data"), Output("slideshow-tick", "disabled"),
+                  Output("slideshow-status", "children", allow_duplicate=True),
+                  Input("slideshow-export", "n_clicks"), *inputs, prevent_initial_call=True)
+    def _export(n, *values):  # type: ignore[no-untyped-def]
+        if not n:
+            return no_update, no_update, no_update
+        try:
+            job = jobs.start(_options(*values))
+        except OrganizerError as exc:
+            return None, True, html.Div(str(exc), className="toast-error", id="slideshow-error")
+        return job.id, False, _status(job)[0]
+
+    @app.callback(Output("slideshow-status", "children"), Output("slideshow-tick", "disabled", allow_duplicate=True),
+                  Input("slideshow-tick", "n_intervals"), State("slideshow-job", "data"), prevent_initial_call=True)
+    def _poll(_n, job_id):  # type: ignore[no-untyped-def]
+        status, finished = _status(jobs.get(job_id))
+        return status, finished
