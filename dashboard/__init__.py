@@ -1,0 +1,1 @@
+"""The Dash labelling UI: ``create_app(library)`` in :mod:`dashboard.app`."""

@@ -1,0 +1,391 @@
+"""Shared widgets (face grid, selection bar, person picker, pager, toast) and the small
+plumbing every page's actions go through.
+
+How an action reaches the user: a page callback calls one ``organizer.*`` function
+inside :func:`attempt`, which turns the result into a :class:`Feedback` (a library error
+becomes a red message and nothing changes). :func:`respond` turns that into the two app
+outputs: the toast and a new value of the ``app-refresh`` store, which re-renders the
+current page from the database, so what the user sees is always what is stored.
+
+Names are always passed to components as plain strings (children), which React renders
+as text: nothing here builds HTML from user data.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+
+from organizer import browse, labelling
+from organizer.db import Library
+from organizer.errors import InvalidRequest, OrganizerError
+
+# ids of the app shell that page callbacks write to (see dashboard/app.py)
+ALERT = "app-alert"
+REFRESH = "app-refresh"   # a new value re-renders the current page and the undo bar
+TICK = "app-tick"         # a new value refreshes only the undo bar
+URL = "app-url"
+
+
+# --- feedback -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Feedback:
+    """What an action tells the user. ``ok`` False means nothing was changed."""
+
+    message: str
+    ok: bool = True
+    #: optional (label, href) shown as a link in the toast, e.g. to the person just named
+    link: tuple[str, str] | None = None
+
+
+def attempt(action: Callable[[], Feedback | str]) -> Feedback:
+    """Run one library call; its error (always a one-line message) becomes the feedback."""
+    try:
+        result = action()
+    except OrganizerError as exc:
+        return Feedback(str(exc) or exc.__class__.__name__, ok=False)
+    return result if isinstance(result, Feedback) else Feedback(result)
+
+
+def token() -> str:
+    return uuid.uuid4().hex
+
+
+def toast(fb: Feedback | None) -> html.Div | None:
+    if fb is None:
+        return None
+    kind = "ok" if fb.ok else "error"
+    children: list = [html.Span("✓" if fb.ok else "!", className="toast-icon"),
+                      html.Span(fb.message, className="toast-text")]
+    if fb.link:
+        children.append(dcc.Link(fb.link[0], href=fb.link[1], className="toast-link"))
+    children.append(html.Button("×", className="toast-close", title="Dismiss", n_clicks=0))
+    # a fresh key per message: React mounts a new element, so a dismissed toast never
+    # hides the next one
+    return html.Div(children, className=f"toast toast-{kind}", role="alert" if not fb.ok else "status",
+                    key=token(), **{"data-kind": kind})
+
+
+def respond(fb: Feedback) -> tuple:
+    """(toast, refresh token) for an action callback; an error leaves the page as it is."""
+    return toast(fb), (token() if fb.ok else no_update)
+
+
+def action_outputs() -> list[Output]:
+    return [Output(ALERT, "children", allow_duplicate=True), Output(REFRESH, "data", allow_duplicate=True)]
+
+
+def fired() -> bool:
+    """True when a real user event triggered the running callback (not a component that
+    just appeared with n_clicks 0/None)."""
+    return bool(ctx.triggered) and any(t.get("value") for t in ctx.triggered)
+
+
+def faces_text(n: int) -> str:
+    return f"{n} face" if n == 1 else f"{n} faces"
+
+
+# --- query arguments ---------------------------------------------------------------------------
+
+def int_arg(query: dict, key: str, default: int | None = None, *, minimum: int = 1) -> int | None:
+    raw = query.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise InvalidRequest(f"{key} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise InvalidRequest(f"{key} must be {minimum} or more")
+    return value
+
+
+def href(path: str, **query: object) -> str:
+    q = {k: v for k, v in query.items() if v not in (None, "")}
+    return f"{path}?{urlencode(q)}" if q else path
+
+
+# --- images ----------------------------------------------------------------------------------
+
+def thumb_url(face_id: int) -> str:
+    return f"/media/thumb/{int(face_id)}.jpg"
+
+
+def photo_url(photo_id: int, size: int = 1600) -> str:
+    return f"/media/photo/{int(photo_id)}.jpg?size={int(size)}"
+
+
+def avatar(face_id: int | None, name: str, *, size: str = "md") -> html.Div:
+    if face_id is None:
+        initials = "".join(part[0] for part in name.split()[:2]).upper() or "?"
+        return html.Div(initials, className=f"avatar avatar-{size} avatar-empty")
+    return html.Div(html.Img(src=thumb_url(face_id), alt="", draggable="false"),
+                    className=f"avatar avatar-{size}")
+
+
+# --- face grid and selection ----------------------------------------------------------------
+
+def face_tile(page: str, face_id: int, *, caption: str | None = None, photo_id: int | None = None,
+              badge: str | None = None, selectable: bool = True) -> html.Div:
+    """A square face thumbnail; clicking it (de)selects it, shift-click selects a range."""
+    children: list = [html.Img(src=thumb_url(face_id), alt="", draggable="false",
+                               className="face-img")]
+    if badge:
+        children.append(html.Span(badge, className="face-badge"))
+    if photo_id is not None:
+        children.append(dcc.Link("⤢", href=href("/photo", id=photo_id, face=face_id), className="face-open",
+                                 title="Open the photo"))
+    if caption:
+        children.append(html.Div(caption, className="face-caption"))
+    if selectable:
+        children.append(html.Span(className="face-check"))
+        return html.Div(children, className="face-tile", id={"type": f"{page}-face", "index": int(face_id)},
+                        n_clicks=0, title=caption or "", **{"data-face": str(face_id)})
+    return html.Div(children, className="face-tile", title=caption or "", **{"data-face": str(face_id)})
+
+
+def face_info_tile(page: str, face: browse.FaceInfo, *, show_person: bool = False) -> html.Div:
+    badge = None
+    if face.assignment == "auto":
+        badge = "auto"
+    caption = None
+    if show_person and face.person_name:
+        caption = face.person_name + ("?" if face.assignment == "suggested" else "")
+    return face_tile(page, face.id, caption=caption, photo_id=face.photo_id, badge=badge)
+
+
+def face_grid(tiles: Sequence, *, grid_id: str | None = None, size: str = "md") -> html.Div:
+    props = {"id": grid_id} if grid_id else {}
+    return html.Div(list(tiles), className=f"face-grid face-grid-{size}", **props)
+
+
+#: the fix actions a selection bar can offer, with their button labels
+ACTIONS = {
+    "remove": "Remove",
+    "setaside": "Remove",
+    "move": "Move",
+    "assign": "Name",
+    "split": "Split off",
+    "notface": "Not a face",
+    "cover": "Use as cover",
+}
+TIPS = {
+    "remove": "Take the selected faces away from this person (they will not be suggested for them again)",
+    "setaside": "Take the selected faces out of this group",
+    "move": "Confirm the selected faces as the person typed here (a new name creates the person)",
+    "assign": "Confirm the selected faces as the person typed here (a new name creates the person)",
+    "split": "Put the selected faces into a new group of their own",
+    "notface": "The selected detections are not faces: hide them everywhere",
+    "cover": "Use the selected face as this person's picture",
+}
+NAMED_ACTIONS = ("move", "assign")
+
+
+def selection_bar(page: str, actions: Sequence[str], names_id: str, *, remove_label: str | None = None) -> html.Div:
+    """The sticky bar of a selectable grid: count, select all/clear, and the fix actions."""
+    buttons: list = []
+    for action in actions:
+        label = remove_label if action == "remove" and remove_label else ACTIONS[action]
+        if action in NAMED_ACTIONS:
+            buttons.append(html.Div([
+                dcc.Input(id=f"{page}-sel-name", type="text", list=names_id, debounce=False, autoComplete="off",
+                          placeholder="Move to person…" if action == "move" else "Who are they?",
+                          className="input input-sm", n_submit=0),
+                html.Button(label, id=f"{page}-sel-{action}", className="btn btn-primary btn-sm", n_clicks=0,
+                            title=TIPS[action]),
+            ], className="selbar-group"))
+        else:
+            cls = "btn btn-sm " + ("btn-danger" if action in ("notface", "remove", "setaside") else "btn-light")
+            buttons.append(html.Button(label, id=f"{page}-sel-{action}", className=cls, n_clicks=0, title=TIPS[action]))
+    return html.Div([
+        dcc.Store(id=f"{page}-selection", data={"selected": [], "anchor": None}),
+        html.Div([
+            html.Span("Nothing selected", id=f"{page}-selcount", className="selbar-count"),
+            html.Span("Click faces to select, shift-click for a range", className="selbar-hint"),
+            html.Button("Select all", id=f"{page}-sel-all", className="btn btn-ghost btn-sm", n_clicks=0),
+            html.Button("Clear", id=f"{page}-sel-clear", className="btn btn-ghost btn-sm", n_clicks=0),
+        ], className="selbar-left"),
+        html.Div(buttons, className="selbar-actions"),
+    ], id=f"{page}-selbar", className="selbar")
+
+
+def selected_ids(selection: dict | None) -> list[int]:
+    if not selection:
+        return []
+    return [int(i) for i in selection.get("selected") or []]
+
+
+def selection_action(lib: Library, action: str, face_ids: Sequence[int], name: str | None = None, *,
+                     person_id: int | None = None) -> Feedback:
+    """One fix on the selected faces, through the labelling API."""
+    ids = [int(i) for i in face_ids]
+    if not ids:
+        return Feedback("Select one or more faces first (click a face; shift-click selects a range).", ok=False)
+    n = faces_text(len(ids))
+
+    def run() -> Feedback:
+        if action == "remove":
+            labelling.remove_faces(lib, ids)
+            return Feedback(f"Removed {n}; they will not be suggested for that person again.")
+        if action == "setaside":
+            # labelling has no "unassign from group" for faces that belong to nobody, so the
+            # faces leave the group as a group of their own (reviewable, undoable)
+            labelling.split_faces(lib, ids)
+            return Feedback(f"Removed {n} from the group; they wait in a group of their own.")
+        if action in ("move", "assign"):
+            fn = labelling.move_faces if action == "move" else labelling.assign_faces
+            pid = fn(lib, ids, name or "")
+            person = browse.get_person(lib, pid)
+            verb = "Moved" if action == "move" else "Named"
+            return Feedback(f"{verb} {n} as {person.name}.", link=(f"Open {person.name}", href("/person", id=pid)))
+        if action == "split":
+            labelling.split_faces(lib, ids)
+            return Feedback(f"Split {n} into a new group.", link=("Review groups", "/review"))
+        if action == "notface":
+            labelling.mark_not_face(lib, ids)
+            return Feedback(f"Marked {n} as not a face.")
+        if action == "cover":
+            if len(ids) != 1:
+                raise InvalidRequest("select exactly one face to use as the cover")
+            if person_id is None:
+                raise InvalidRequest("covers are set on a person's page")
+            labelling.set_cover(lib, person_id, ids[0])
+            return Feedback("Cover picture changed.")
+        raise InvalidRequest(f"unknown action {action!r}")
+
+    return attempt(run)
+
+
+def register_selection(app, lib: Library, page: str, actions: Sequence[str], *,  # type: ignore[no-untyped-def]
+                       context_id: str | None = None) -> None:
+    """Callbacks of a page's selectable grid: selection runs in the browser (instant,
+    shift-click ranges), the fix actions on the server through :func:`selection_action`."""
+    app.clientside_callback(
+        ClientsideFunction("organizer", "select"),
+        Output({"type": f"{page}-face", "index": ALL}, "className"),
+        Output(f"{page}-selection", "data"),
+        Output(f"{page}-selcount", "children"),
+        Output(f"{page}-selbar", "className"),
+        Input({"type": f"{page}-face", "index": ALL}, "n_clicks"),
+        Input(f"{page}-sel-all", "n_clicks"),
+        Input(f"{page}-sel-clear", "n_clicks"),
+        State({"type": f"{page}-face", "index": ALL}, "id"),
+        State(f"{page}-selection", "data"),
+        prevent_initial_call=True,
+    )
+    named = [a for a in actions if a in NAMED_ACTIONS]
+    inputs = [Input(f"{page}-sel-{a}", "n_clicks") for a in actions]
+    if named:
+        inputs.append(Input(f"{page}-sel-name", "n_submit"))
+    states = [State(f"{page}-selection", "data")]
+    if named:
+        states.append(State(f"{page}-sel-name", "value"))
+    if context_id:
+        states.append(State(context_id, "data"))
+
+    @app.callback(*action_outputs(), *inputs, *states, prevent_initial_call=True)
+    def _fix(*args):  # type: ignore[no-untyped-def]
+        if not fired():
+            return no_update, no_update
+        rest = list(args[len(inputs):])
+        selection = rest.pop(0)
+        name = rest.pop(0) if named else None
+        context = rest.pop(0) if context_id else None
+        trigger = ctx.triggered_id
+        action = named[0] if trigger == f"{page}-sel-name" else str(trigger).removeprefix(f"{page}-sel-")
+        fb = selection_action(lib, action, selected_ids(selection), name, person_id=context)
+        return respond(fb)
+
+
+# --- people -----------------------------------------------------------------------------------
+
+def names_datalist(list_id: str) -> html.Datalist:
+    """The browser's autocomplete list for name boxes; filled as the user types (see
+    :func:`register_autocomplete`), so a page never ships every name up front."""
+    return html.Datalist([], id=list_id)
+
+
+AUTOCOMPLETE_LIMIT = 15
+
+
+def name_options(lib: Library, typed: str | None, limit: int = AUTOCOMPLETE_LIMIT) -> list[html.Option]:
+    """Existing people whose name contains what was typed (hidden people included: naming
+    with an existing name adds to that person)."""
+    text = " ".join((typed or "").split())
+    if not text:
+        return []
+    people = browse.list_people(lib, include_hidden=True, search=text, order="name")
+    return [html.Option(value=p.name) for p in people[:limit]]
+
+
+def register_autocomplete(app, lib: Library, list_id: str, *inputs: Input) -> None:  # type: ignore[no-untyped-def]
+    """Fill datalist ``list_id`` with the names matching whichever of ``inputs`` changed."""
+    @app.callback(Output(list_id, "children"), *inputs, prevent_initial_call=True)
+    def _names(*_values):  # type: ignore[no-untyped-def]
+        if not ctx.triggered:
+            return no_update
+        return name_options(lib, ctx.triggered[0].get("value"))
+
+
+def person_card(p: browse.PersonSummary) -> dcc.Link:
+    photos = f"{p.photo_count} photo" + ("" if p.photo_count == 1 else "s")
+    return dcc.Link([
+        avatar(p.cover_face_id, p.name, size="lg"),
+        html.Div(p.name, className="person-name"),
+        html.Div(photos + (" · hidden" if p.hidden else ""), className="person-meta"),
+    ], href=href("/person", id=p.id), className="person-card" + (" is-hidden" if p.hidden else ""),
+        title=p.name)
+
+
+# --- page furniture ---------------------------------------------------------------------------
+
+def page_header(title: str, subtitle: str | list | None = None, right: object = None) -> html.Header:
+    left = [html.H1(title)]
+    if subtitle:
+        left.append(html.P(subtitle, className="subtitle"))
+    return html.Header([html.Div(left, className="page-title"), html.Div(right, className="page-tools")],
+                       className="page-header")
+
+
+def empty_state(title: str, text: str, link: tuple[str, str] | None = None) -> html.Div:
+    children: list = [html.Div(className="empty-art"), html.H2(title), html.P(text)]
+    if link:
+        children.append(dcc.Link(link[0], href=link[1], className="btn btn-primary"))
+    return html.Div(children, className="empty-state")
+
+
+def error_panel(message: str) -> html.Div:
+    return html.Div([html.H2("Cannot show this page"), html.P(message)], className="empty-state error-state")
+
+
+def pager(path: str, query: dict, page: int, total: int, per_page: int) -> html.Nav | None:
+    pages = max(1, -(-total // per_page))
+    if pages <= 1:
+        return None
+    base = {k: v for k, v in query.items() if k != "page"}
+    prev_link = (dcc.Link("‹ Previous", href=href(path, **base, page=page - 1), className="btn btn-light btn-sm")
+                 if page > 1 else html.Span("‹ Previous", className="btn btn-light btn-sm disabled"))
+    next_link = (dcc.Link("Next ›", href=href(path, **base, page=page + 1), className="btn btn-light btn-sm")
+                 if page < pages else html.Span("Next ›", className="btn btn-light btn-sm disabled"))
+    return html.Nav([prev_link, html.Span(f"Page {page} of {pages}", className="pager-text"), next_link],
+                    className="pager")
+
+
+def stat_tile(label: str, value: object, note: str | None = None) -> html.Div:
+    children = [html.Div(str(value), className="stat-value"), html.Div(label, className="stat-label")]
+    if note:
+        children.append(html.Div(note, className="stat-note"))
+    return html.Div(children, className="stat")
+
+
+def chunks(items: Iterable, size: int) -> list[list]:
+    out: list[list] = []
+    for item in items:
+        if not out or len(out[-1]) >= size:
+            out.append([])
+        out[-1].append(item)
+    return out

@@ -1,0 +1,167 @@
+"""One person: all their faces (paged) with the select-and-fix actions, and the person's
+own settings: rename, merge into someone else, hide, cover picture, birth date."""
+from __future__ import annotations
+
+from datetime import date
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from organizer import browse, labelling
+from organizer.db import Library
+from organizer.errors import InvalidRequest
+
+from .. import components as ui
+
+PATH = "/person"
+TITLE = "Person"
+NAV = False
+FACES_PER_PAGE = 120
+ACTIONS = ("remove", "move", "notface", "cover")
+NAMES = "person-names"
+
+
+# --- the actions (plain functions: the callbacks only route to them) ----------------------------
+
+def rename(lib: Library, person_id: int, new_name: str | None) -> ui.Feedback:
+    def run() -> str:
+        old = browse.get_person(lib, person_id).name
+        labelling.rename_person(lib, person_id, new_name or "")
+        return f"Renamed {old} to {browse.get_person(lib, person_id).name}."
+    return ui.attempt(run)
+
+
+def merge_into(lib: Library, person_id: int, target_name: str | None) -> ui.Feedback:
+    def run() -> ui.Feedback:
+        source = browse.get_person(lib, person_id)
+        target = browse.find_person(lib, target_name or "")
+        labelling.merge_people(lib, source.id, target.id)
+        return ui.Feedback(f"Merged {source.name} into {target.name}.",
+                           link=(f"Open {target.name}", ui.href(PATH, id=target.id)))
+    return ui.attempt(run)
+
+
+def toggle_hidden(lib: Library, person_id: int) -> ui.Feedback:
+    def run() -> str:
+        person = browse.get_person(lib, person_id)
+        labelling.set_hidden(lib, person_id, not person.hidden)
+        if person.hidden:
+            return f"{person.name} is shown in People again."
+        return f"{person.name} is hidden from People (their faces stay theirs)."
+    return ui.attempt(run)
+
+
+def parse_birth_date(text: str | None) -> date | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2015-06-30") from None
+
+
+def save_birth_date(lib: Library, person_id: int, text: str | None) -> ui.Feedback:
+    def run() -> str:
+        birth = parse_birth_date(text)
+        labelling.set_birth_date(lib, person_id, birth)
+        name = browse.get_person(lib, person_id).name
+        return f"Birth date of {name} set to {birth.isoformat()}." if birth else f"Birth date of {name} cleared."
+    return ui.attempt(run)
+
+
+# --- layout ----------------------------------------------------------------------------------------
+
+def _settings(p: browse.PersonSummary) -> html.Details:
+    def row(label: str, *controls: object) -> html.Div:
+        return html.Div([html.Label(label, className="field-label"), html.Div(list(controls), className="field")],
+                        className="field-row")
+
+    return html.Details([
+        html.Summary("Edit person"),
+        row("Name",
+            dcc.Input(id="person-rename-input", type="text", value=p.name, className="input", n_submit=0,
+                      autoComplete="off"),
+            html.Button("Rename", id="person-rename", n_clicks=0, className="btn btn-light")),
+        row("Merge into",
+            dcc.Input(id="person-merge-input", type="text", list=NAMES, placeholder="Another person's name",
+                      className="input", autoComplete="off", n_submit=0),
+            html.Button("Merge", id="person-merge", n_clicks=0, className="btn btn-light",
+                        title=f"All of {p.name}'s faces go to that person and {p.name} disappears")),
+        row("Birth date",
+            dcc.Input(id="person-birth-input", type="text", placeholder="YYYY-MM-DD", className="input input-date",
+                      value=p.birth_date.isoformat() if p.birth_date else "", n_submit=0, autoComplete="off"),
+            html.Button("Save", id="person-birth", n_clicks=0, className="btn btn-light")),
+        row("In People",
+            html.Button("Show again" if p.hidden else "Hide", id="person-hide", n_clicks=0,
+                        className="btn btn-light")),
+    ], className="card settings", open=False)
+
+
+def layout(lib: Library, **query: str) -> html.Div:
+    person_id = ui.int_arg(query, "id")
+    if person_id is None:
+        return ui.empty_state("Which person?", "Open a person from the People page.", ("People", "/people"))
+    page = ui.int_arg(query, "page", 1) or 1
+    p = browse.get_person(lib, person_id)
+    faces = browse.person_faces(lib, person_id, limit=FACES_PER_PAGE, offset=(page - 1) * FACES_PER_PAGE)
+    meta = [f"{ui.faces_text(p.face_count)} in {p.photo_count} photo{'s' if p.photo_count != 1 else ''}"]
+    if p.face_count > p.confirmed_count:
+        meta.append(f"{p.face_count - p.confirmed_count} found automatically")
+    if p.birth_date:
+        meta.append(f"born {p.birth_date.isoformat()}")
+    if p.hidden:
+        meta.append("hidden")
+    header = html.Header([
+        ui.avatar(p.cover_face_id, p.name, size="xl"),
+        html.Div([html.H1(p.name, id="person-title"), html.P(" · ".join(meta), className="subtitle")],
+                 className="page-title"),
+    ], className="person-header")
+    if faces:
+        body: object = ui.face_grid([ui.face_info_tile("person", f) for f in faces])
+    else:
+        body = ui.empty_state("No faces", f"{p.name} has no faces right now.")
+    return html.Div([
+        dcc.Link("← People", href="/people", className="back-link"),
+        header,
+        _settings(p),
+        dcc.Store(id="person-context", data=p.id),
+        ui.names_datalist(NAMES),
+        body,
+        ui.pager(PATH, {"id": p.id}, page, p.face_count, FACES_PER_PAGE),
+        ui.selection_bar("person", ACTIONS, NAMES, remove_label=f"Not {p.name}"),
+    ], className="with-selbar")
+
+
+def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+    ui.register_autocomplete(app, lib, NAMES, Input("person-merge-input", "value"), Input("person-sel-name", "value"))
+    ui.register_selection(app, lib, "person", ACTIONS, context_id="person-context")
+
+    @app.callback(*ui.action_outputs(),
+                  Input("person-rename", "n_clicks"), Input("person-rename-input", "n_submit"),
+                  Input("person-birth", "n_clicks"), Input("person-birth-input", "n_submit"),
+                  Input("person-hide", "n_clicks"),
+                  State("person-context", "data"), State("person-rename-input", "value"),
+                  State("person-birth-input", "value"),
+                  prevent_initial_call=True)
+    def _edit(_r, _rs, _b, _bs, _h, person_id, new_name, birth):  # type: ignore[no-untyped-def]
+        if not ui.fired():
+            return no_update, no_update
+        trigger = ctx.triggered_id
+        if trigger in ("person-rename", "person-rename-input"):
+            return ui.respond(rename(lib, person_id, new_name))
+        if trigger in ("person-birth", "person-birth-input"):
+            return ui.respond(save_birth_date(lib, person_id, birth))
+        return ui.respond(toggle_hidden(lib, person_id))
+
+    @app.callback(*ui.action_outputs(), Output(ui.URL, "search", allow_duplicate=True),
+                  Input("person-merge", "n_clicks"), Input("person-merge-input", "n_submit"),
+                  State("person-context", "data"), State("person-merge-input", "value"),
+                  prevent_initial_call=True)
+    def _merge(_m, _ms, person_id, target):  # type: ignore[no-untyped-def]
+        if not ui.fired():
+            return no_update, no_update, no_update
+        fb = merge_into(lib, person_id, target)
+        alert, refresh = ui.respond(fb)
+        # the person is gone after a merge: show the one they were merged into
+        search = "?" + fb.link[1].split("?", 1)[1] if fb.ok and fb.link else no_update
+        return alert, refresh, search
