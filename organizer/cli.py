@@ -138,6 +138,423 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_resemble(args: argparse.Namespace) -> int:
+    from .resemblance import resemble
+
+    lib = open_library(args)
+    res = resemble(lib, args.child, args.to, age_matched=args.age_matched, evidence=args.evidence)
+    cal = res.calibration
+    print(f"who does {res.child_name} look like?{'  (age-matched)' if res.age_matched else ''}")
+    print(f"{'rank':>4}  {'candidate':<28} {'score':>6}  {'95% interval':>13}  {'pctile':>6}  {'first in':>8}  faces")
+    for c in res.candidates:
+        print(f"{c.rank:>4}  {c.name[:28]:<28} {c.score:>6.0f}  {c.low:>6.0f} .. {c.high:<4.0f}  {c.percentile:>6.0f}  "
+              f"{c.p_best * 100:>7.0f}%  {c.child_faces}x{c.candidate_faces}")
+        if c.note:
+            print(f"      note: {c.note}")
+        for e in c.evidence:
+            ages = f"  (ages {e.child_age:g} / {e.candidate_age:g})" if e.child_age is not None and e.candidate_age is not None else ""
+            print(f"      face {e.child_face_id} ~ face {e.candidate_face_id}: distance {e.distance:.3f}{ages}")
+    print(res.verdict)
+    for note in res.notes:
+        print(f"note: {note}")
+    print(f"score 0 = as alike as unrelated people in this library, 100 = as alike as two sets of photos of one "
+          f"person (calibration: {cal.source})")
+    return EXIT_OK
+
+
+def cmd_lookalike(args: argparse.Namespace) -> int:
+    from .resemblance import lookalike
+
+    lib = open_library(args)
+    res = lookalike(lib, args.photo, top=args.top)
+    print(f"{res.source}: {len(res.faces)} face(s), compared with {res.people} named people "
+          f"(same-person distance {res.threshold:g})")
+    for f in res.faces:
+        top, right, bottom, left = f.box
+        head = f"face {f.index} at ({left},{top})-({right},{bottom})"
+        if f.nobody_close:
+            nearest = f" (nearest: {f.matches[0].name} at {f.matches[0].distance:.3f})" if f.matches else ""
+            print(f"{head}: unknown - nobody close{nearest}")
+            continue
+        print(f"{head}:")
+        for m in f.matches:
+            mark = "" if m.distance <= res.threshold else "  (not close)"
+            print(f"    {m.name:<28} distance {m.distance:.3f}  closest face {m.face_id}{mark}")
+    return EXIT_OK
+
+
+# --- people: clustering, labelling, suggestions (issue 3) -------------------------------
+
+
+def _person_id(lib: Library, text: str) -> int:
+    """A person from a name typed by the user (or a plain id when no one has that name)."""
+    from .errors import PersonNotFound
+    from .labelling import resolve_person
+
+    try:
+        return resolve_person(lib, text)
+    except PersonNotFound:
+        if text.strip().isdigit():
+            return resolve_person(lib, int(text))
+        raise
+
+
+def _face_line(f) -> str:  # type: ignore[no-untyped-def]
+    who = ""
+    if f.person_name:
+        who = f"  {f.person_name} ({f.assignment}{'' if f.confidence is None else f' {f.confidence:.2f}'})"
+    cluster = f"  cluster {f.cluster_id}" if f.cluster_id else ""
+    return f"  face {f.id:>7}  {f.photo_path}{who}{cluster}"
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from .clustering import cluster_faces
+
+    settings = settings_from(args)
+    lib = Library.open(settings.db_url)
+    report = cluster_faces(lib, eps=args.eps, min_samples=args.min_samples, settings=settings)
+    print(report.summary())
+    return EXIT_OK
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    from .browse import list_people
+
+    lib = open_library(args)
+    people = list_people(lib, include_hidden=args.hidden, search=args.search or "")
+    if not people:
+        print("no people yet: run `organizer cluster`, then `organizer clusters` and `organizer name`")
+        return EXIT_OK
+    print(f"{'id':>5}  {'name':<30} {'faces':>6} {'photos':>6}  born")
+    for p in people:
+        flags = "  (hidden)" if p.hidden else ""
+        born = p.birth_date.isoformat() if p.birth_date else "-"
+        print(f"{p.id:>5}  {p.name[:30]:<30} {p.face_count:>6} {p.photo_count:>6}  {born}{flags}")
+    return EXIT_OK
+
+
+def cmd_show_person(args: argparse.Namespace) -> int:
+    from .browse import get_person, person_faces
+
+    lib = open_library(args)
+    p = get_person(lib, _person_id(lib, args.name))
+    print(f"{p.name} (id {p.id}): {p.face_count} faces in {p.photo_count} photos, "
+          f"{p.confirmed_count} confirmed by you; cover face {p.cover_face_id or '-'}"
+          f"{'; hidden' if p.hidden else ''}")
+    for f in person_faces(lib, p.id, limit=args.limit, include_suggested=True):
+        print(_face_line(f))
+    return EXIT_OK
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    from .browse import count_clusters, list_clusters
+
+    lib = open_library(args)
+    total = count_clusters(lib)
+    rows = list_clusters(lib, limit=args.limit, offset=args.offset)
+    print(f"{total} groups of unnamed faces" + (f" (showing {args.offset + 1}-{args.offset + len(rows)})" if rows else ""))
+    for c in rows:
+        hint = f"  maybe {c.suggested_person_name} ({c.confidence:.2f})" if c.suggested_person_name else ""
+        more = " ..." if c.size > len(c.face_ids) else ""
+        print(f"  cluster {c.id:>6}: {c.size:>4} faces  [{' '.join(map(str, c.face_ids))}{more}]{hint}")
+    return EXIT_OK
+
+
+def cmd_show_cluster(args: argparse.Namespace) -> int:
+    from .browse import cluster_faces, get_cluster
+
+    lib = open_library(args)
+    c = get_cluster(lib, args.cluster)
+    hint = f"; maybe {c.suggested_person_name} ({c.confidence:.2f})" if c.suggested_person_name else ""
+    print(f"cluster {c.id}: {c.size} unnamed faces{hint}")
+    for f in cluster_faces(lib, c.id, limit=args.limit):
+        print(_face_line(f))
+    return EXIT_OK
+
+
+def cmd_unassigned(args: argparse.Namespace) -> int:
+    from .browse import count_unassigned, unassigned_faces
+
+    lib = open_library(args)
+    print(f"{count_unassigned(lib)} faces belong to nobody yet")
+    for f in unassigned_faces(lib, limit=args.limit, offset=args.offset):
+        print(_face_line(f))
+    return EXIT_OK
+
+
+def cmd_name(args: argparse.Namespace) -> int:
+    from .browse import get_person
+    from .labelling import name_cluster
+
+    lib = open_library(args)
+    pid = name_cluster(lib, args.cluster, args.name)
+    p = get_person(lib, pid)
+    print(f"cluster {args.cluster} is {p.name} (now {p.face_count} faces)")
+    return EXIT_OK
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    from .labelling import assign_faces
+
+    lib = open_library(args)
+    assign_faces(lib, args.faces, args.to)
+    print(f"{len(set(args.faces))} face(s) confirmed as {' '.join(args.to.split())}")
+    return EXIT_OK
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    from .labelling import move_faces
+
+    lib = open_library(args)
+    move_faces(lib, args.faces, args.to)
+    print(f"{len(set(args.faces))} face(s) moved to {' '.join(args.to.split())}")
+    return EXIT_OK
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from .labelling import rename_person
+
+    lib = open_library(args)
+    rename_person(lib, _person_id(lib, args.old), args.new)
+    print(f"renamed {args.old} to {' '.join(args.new.split())}")
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .labelling import merge_people
+
+    lib = open_library(args)
+    source, target = _person_id(lib, args.source), _person_id(lib, args.target)
+    merge_people(lib, source, target)
+    print(f"merged {args.source} into {args.target}")
+    return EXIT_OK
+
+
+def cmd_hide(args: argparse.Namespace) -> int:
+    from .labelling import set_hidden
+
+    lib = open_library(args)
+    set_hidden(lib, _person_id(lib, args.name), args.hidden)
+    print(f"{args.name} is {'hidden' if args.hidden else 'shown again'}")
+    return EXIT_OK
+
+
+def cmd_cover(args: argparse.Namespace) -> int:
+    from .labelling import set_cover
+
+    lib = open_library(args)
+    set_cover(lib, _person_id(lib, args.name), args.face)
+    print(f"face {args.face} is the cover of {args.name}")
+    return EXIT_OK
+
+
+def cmd_born(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from .labelling import set_birth_date
+
+    lib = open_library(args)
+    text = args.date.strip()
+    if text.lower() in ("none", "unknown", "-"):
+        birth = None
+    else:
+        try:
+            birth = date.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"organizer born: {text!r} is not a date like 1990-05-17 (or 'none')") from None
+    set_birth_date(lib, _person_id(lib, args.name), birth)
+    print(f"{args.name}: born {birth.isoformat() if birth else 'unknown'}")
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from .labelling import remove_faces
+
+    lib = open_library(args)
+    remove_faces(lib, args.faces)
+    print(f"{len(set(args.faces))} face(s) removed from their person (they will not be suggested for them again)")
+    return EXIT_OK
+
+
+def cmd_not_face(args: argparse.Namespace) -> int:
+    from .labelling import mark_not_face
+
+    lib = open_library(args)
+    mark_not_face(lib, args.faces)
+    print(f"{len(set(args.faces))} detection(s) marked as not a face")
+    return EXIT_OK
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from .labelling import split_faces
+
+    lib = open_library(args)
+    cid = split_faces(lib, args.faces)
+    print(f"{len(set(args.faces))} face(s) now form cluster {cid}")
+    return EXIT_OK
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from .labelling import undo
+
+    lib = open_library(args)
+    done = undo(lib, args.steps)
+    if not done:
+        print("nothing to undo")
+    for text in done:
+        print(f"undone: {text}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .labelling import history
+
+    lib = open_library(args)
+    ops = history(lib, args.limit)
+    if not ops:
+        print("no operations yet")
+    for op in ops:
+        flag = "  (undone)" if op.undone else ""
+        print(f"{op.id:>6}  {op.created_at:%Y-%m-%d %H:%M}  {op.description}{flag}")
+    return EXIT_OK
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from .suggestions import all_suggestions
+
+    lib = open_library(args)
+    items = all_suggestions(lib)
+    if not items:
+        print("no suggestions: name some clusters first (organizer clusters / organizer name)")
+        return EXIT_OK
+    print(f"{len(items)} suggestion(s); answer with `organizer accept FACES --to NAME` or `organizer reject ...`")
+    for it in items[:args.limit]:
+        where = f"cluster {it.cluster_id}" if it.cluster_id else "face"
+        print(f"  {it.person_name} ({it.confidence:.2f}, distance {it.distance:.2f}) <- {where}: "
+              f"{' '.join(map(str, it.face_ids))}")
+    return EXIT_OK
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    from .suggestions import accept_suggestion
+
+    lib = open_library(args)
+    accept_suggestion(lib, args.faces, _person_id(lib, args.to))
+    print(f"{len(set(args.faces))} face(s) confirmed as {args.to}")
+    return EXIT_OK
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    from .suggestions import reject_suggestion
+
+    lib = open_library(args)
+    reject_suggestion(lib, args.faces, _person_id(lib, args.to))
+    print(f"noted: {len(set(args.faces))} face(s) are not {args.to}")
+    return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .browse import get_faces
+    from .suggestions import accept_suggestion, next_suggestion, reject_suggestion
+
+    lib = open_library(args)
+    skipped: set[int] = set()
+    answered = 0
+    while True:
+        item = next_suggestion(lib, skip_face_ids=skipped)
+        if item is None:
+            print(f"no more suggestions ({answered} answered)")
+            return EXIT_OK
+        where = f"cluster {item.cluster_id}" if item.cluster_id else "a single face"
+        print(f"\n{item.person_name}? ({item.confidence:.0%} sure) - {where}, {len(item.face_ids)} face(s):")
+        for f in get_faces(lib, item.face_ids)[:10]:
+            print(_face_line(f))
+        if len(item.face_ids) > 10:
+            print(f"  ... and {len(item.face_ids) - 10} more")
+        try:
+            answer = input("[y]es / [n]o / [s]kip / [q]uit > ").strip().lower()
+        except EOFError:
+            answer = "q"
+        if answer.startswith("y"):
+            accept_suggestion(lib, item.face_ids, item.person_id)
+            answered += 1
+        elif answer.startswith("n"):
+            reject_suggestion(lib, item.face_ids, item.person_id)
+            answered += 1
+        elif answer.startswith("q"):
+            print(f"stopped ({answered} answered; `organizer undo` takes back the last one)")
+            return EXIT_OK
+        else:
+            skipped.update(item.face_ids)
+
+
+def cmd_slideshow(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .slideshow import export_slideshow, select_photos
+
+    lib = open_library(args)
+    selection = select_photos(lib, [args.name, *args.with_], match="any" if args.any else "all",
+                              date_from=args.date_from, date_to=args.date_to, min_face=args.min_face,
+                              include_auto=args.include_auto)
+    print(f"{len(selection)} photo(s): {selection.description}")
+    bar = tqdm(total=len(selection), unit="photo", dynamic_ncols=True, disable=args.quiet)
+    try:
+        report = export_slideshow(selection, args.output, args.format, size=args.size, seconds=args.seconds,
+                                  link=args.link, overwrite=args.force,
+                                  progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        bar.close()
+    print(report.summary())
+    if report.undated:
+        print(f"{len(report.undated)} photo(s) without a capture date are at the end:")
+        for path in report.undated[:20]:
+            print(f"  {path}")
+        if len(report.undated) > 20:
+            print(f"  ... and {len(report.undated) - 20} more")
+    if selection.undated_excluded:
+        print(f"{selection.undated_excluded} matching photo(s) without a date were left out by the date range")
+    for path, reason in [*selection.unavailable, *report.skipped][:20]:
+        print(f"skipped {path}: {reason}")
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from dashboard.app import serve
+
+    password = args.password
+    if password == "":  # --password without a value: ask, so it stays out of the shell history
+        password = getpass.getpass("dashboard password: ")
+    if password is None:
+        password = os.environ.get("ORGANIZER_PASSWORD") or None
+    serve(open_library(args), host=args.host, port=args.port, password=password)
+    return EXIT_OK
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from .privacy import forget_all_faces, forget_person
+
+    if bool(args.name) == bool(args.all_faces):
+        raise UsageError("organizer forget: give either a NAME or --all-faces (see organizer forget --help)")
+    if args.all_faces and not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("organizer forget --all-faces: add --yes to confirm deleting every face in the library")
+        answer = input("Delete every face, embedding and thumbnail in the library (photos stay)? [y/N] ")
+        if not answer.strip().lower().startswith("y"):
+            print("nothing deleted")
+            return EXIT_OK
+    lib = open_library(args)
+    report = forget_all_faces(lib) if args.all_faces else forget_person(lib, args.name)
+    print(report.summary())
+    if not report.bytes_purged and lib.engine.dialect.name == "sqlite":
+        print("note: another program is using the library, so deleted bytes may remain in its log file; "
+              "run the command again when it has closed", file=sys.stderr)
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -171,6 +588,179 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("upgrade", help="upgrade the library's schema to this version (also done on open)")
     _add_db(p)
     p.set_defaults(func=cmd_upgrade)
+
+    p = sub.add_parser("resemble", help="who does CHILD look like? scores with intervals and evidence")
+    p.add_argument("child", help="the person to compare (a name)")
+    p.add_argument("--to", nargs="+", required=True, metavar="NAME", help="the candidates (parents, grandparents, ...)")
+    p.add_argument("--age-matched", action="store_true",
+                   help="compare with the candidates' photos at the child's age (needs birth dates)")
+    p.add_argument("--evidence", type=_non_negative_int, default=3, metavar="N",
+                   help="most similar face pairs shown per candidate (default 3)")
+    _add_db(p)
+    p.set_defaults(func=cmd_resemble)
+
+    p = sub.add_parser("lookalike", help="the nearest named people to each face in a photo")
+    p.add_argument("photo", help="a photo file")
+    p.add_argument("--top", type=_positive_int, default=3, metavar="K", help="people listed per face (default 3)")
+    _add_db(p)
+    p.set_defaults(func=cmd_lookalike)
+
+    # --- people (issue 3) ---
+    p = sub.add_parser("cluster", help="group the unnamed faces into clusters (keeps all your labels)")
+    p.add_argument("--eps", type=_positive_float, help="DBSCAN radius (default 0.40, measured on lfw-dev; smaller = stricter groups)")
+    p.add_argument("--min-samples", type=_positive_int, help="faces needed to start a group (default 2)")
+    _add_db(p)
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser("people", help="list named people with face and photo counts")
+    p.add_argument("--hidden", action="store_true", help="include hidden people")
+    p.add_argument("--search", metavar="TEXT", help="only names containing TEXT")
+    _add_db(p)
+    p.set_defaults(func=cmd_people)
+
+    p = sub.add_parser("show-person", help="a person's faces (ids for remove/move/cover)")
+    p.add_argument("name", help="the person's name")
+    p.add_argument("--limit", type=_positive_int, default=200, help="faces shown (default 200)")
+    _add_db(p)
+    p.set_defaults(func=cmd_show_person)
+
+    p = sub.add_parser("clusters", help="groups of unnamed faces, largest first")
+    p.add_argument("--limit", type=_positive_int, default=30, help="groups shown (default 30)")
+    p.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many groups")
+    _add_db(p)
+    p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser("show-cluster", help="the faces of one cluster")
+    p.add_argument("cluster", type=_positive_int, metavar="CLUSTER_ID")
+    p.add_argument("--limit", type=_positive_int, default=200, help="faces shown (default 200)")
+    _add_db(p)
+    p.set_defaults(func=cmd_show_cluster)
+
+    p = sub.add_parser("unassigned", help="faces that belong to nobody yet")
+    p.add_argument("--limit", type=_positive_int, default=100, help="faces shown (default 100)")
+    p.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many faces")
+    _add_db(p)
+    p.set_defaults(func=cmd_unassigned)
+
+    p = sub.add_parser("name", help="name a cluster (an existing name adds the faces to that person)")
+    p.add_argument("cluster", type=_positive_int, metavar="CLUSTER_ID")
+    p.add_argument("name", help="the person's name (quote names with spaces)")
+    _add_db(p)
+    p.set_defaults(func=cmd_name)
+
+    for cmd, func, text in (("assign", cmd_assign, "confirm faces as a person (created if new)"),
+                            ("move", cmd_move, "move faces to another person (created if new)")):
+        p = sub.add_parser(cmd, help=text)
+        p.add_argument("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
+        p.add_argument("--to", required=True, metavar="NAME", help="the person")
+        _add_db(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("rename", help="rename a person")
+    p.add_argument("old", metavar="NAME")
+    p.add_argument("new", metavar="NEW_NAME")
+    _add_db(p)
+    p.set_defaults(func=cmd_rename)
+
+    p = sub.add_parser("merge", help="merge person A into person B (A disappears)")
+    p.add_argument("source", metavar="A")
+    p.add_argument("target", metavar="B")
+    _add_db(p)
+    p.set_defaults(func=cmd_merge)
+
+    for cmd, hidden, text in (("hide", True, "hide a person from the people list"),
+                              ("unhide", False, "show a hidden person again")):
+        p = sub.add_parser(cmd, help=text)
+        p.add_argument("name", metavar="NAME")
+        _add_db(p)
+        p.set_defaults(func=cmd_hide, hidden=hidden)
+
+    p = sub.add_parser("cover", help="choose a person's cover face")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("face", type=_positive_int, metavar="FACE_ID")
+    _add_db(p)
+    p.set_defaults(func=cmd_cover)
+
+    p = sub.add_parser("born", help="set a person's birth date (YYYY-MM-DD, or 'none')")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("date", metavar="YYYY-MM-DD")
+    _add_db(p)
+    p.set_defaults(func=cmd_born)
+
+    for cmd, func, text in (("remove", cmd_remove, "take faces away from their person (remembered as 'not them')"),
+                            ("not-a-face", cmd_not_face, "mark detections that are not faces"),
+                            ("split", cmd_split, "put faces into a new cluster of their own")):
+        p = sub.add_parser(cmd, help=text)
+        p.add_argument("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
+        _add_db(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("undo", help="undo the last N labelling operations (default 1)")
+    p.add_argument("steps", type=_positive_int, nargs="?", default=1, metavar="N")
+    _add_db(p)
+    p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser("history", help="recent labelling operations")
+    p.add_argument("--limit", type=_positive_int, default=20, help="operations shown (default 20)")
+    _add_db(p)
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("suggest", help="who the unnamed faces might be, most confident first")
+    p.add_argument("--limit", type=_positive_int, default=20, help="suggestions shown (default 20)")
+    _add_db(p)
+    p.set_defaults(func=cmd_suggest)
+
+    for cmd, func, text in (("accept", cmd_accept, "accept a suggestion: the faces are NAME"),
+                            ("reject", cmd_reject, "reject a suggestion: the faces are not NAME")):
+        p = sub.add_parser(cmd, help=text)
+        p.add_argument("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
+        p.add_argument("--to", required=True, metavar="NAME", help="the suggested person")
+        _add_db(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("review", help="answer suggestions one by one (y/n/s/q)")
+    _add_db(p)
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("slideshow", help="export the photos of one person (or several) in date order: html, mp4 or folder")
+    p.add_argument("name", help="the person (\"Grandma\")")
+    _add_db(p)
+    p.add_argument("--with", dest="with_", action="append", default=[], metavar="NAME",
+                   help="another person; photos where they are all together (add --any for photos of either)")
+    p.add_argument("--any", action="store_true", help="photos of any of the people, not only of all of them together")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="first date: YYYY, YYYY-MM or YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="last date, inclusive (--to 2000 = to 31 Dec 2000)")
+    p.add_argument("--min-face", type=_non_negative_int, default=0, metavar="PX",
+                   help="skip photos where the person's face is smaller than PX pixels")
+    p.add_argument("--include-auto", action="store_true",
+                   help="also use faces the organizer recognised with high confidence (default: faces you confirmed)")
+    p.add_argument("--format", required=True, choices=["html", "mp4", "folder"],
+                   help="html: a folder that plays in a browser; mp4: a video; folder: copies of the originals")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the folder (html, folder) or .mp4 file to write")
+    p.add_argument("--size", metavar="WxH", help="output size (default 1280x720 for mp4, 1920x1080 for html)")
+    p.add_argument("--seconds", type=_positive_float, default=4.0, metavar="S", help="seconds per photo (default 4)")
+    p.add_argument("--link", action="store_true", help="folder format: hard-link the originals instead of copying")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_slideshow)
+
+    p = sub.add_parser("dashboard", help="label your library in the browser (Dash app)")
+    _add_db(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this computer only)")
+    p.add_argument("--port", type=_positive_int, default=8050, help="port (default 8050)")
+    p.add_argument("--password", nargs="?", const="", default=None, metavar="PASSWORD",
+                   help="ask browsers for this password (HTTP basic auth); without a value it is "
+                        "asked for; default: $ORGANIZER_PASSWORD, else none")
+    p.set_defaults(func=cmd_dashboard)
+
+    # --- privacy (issue 7) ---
+    p = sub.add_parser("forget", help="delete a person's faces, embeddings and thumbnails for good (photos stay)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the person to forget")
+    p.add_argument("--all-faces", action="store_true", help="forget every face in the library (people's names stay)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (--all-faces)")
+    _add_db(p)
+    p.set_defaults(func=cmd_forget)
 
     # (more command groups are added above this line)
     return parser

@@ -1,0 +1,533 @@
+"""The user's labelling operations: one function each, one transaction each.
+
+Every operation validates its whole request before changing anything (an unknown id, an
+unknown or empty name raises a specific error and leaves the library as it was), and
+records in ``operations`` the exact previous state of every row it touches, so
+:func:`undo` can put it back. Undo works last-in-first-out; a re-clustering in between
+is fine (faces that were deleted since are skipped, clusters that vanished are recreated).
+
+Faces the user labels become ``assignment = confirmed``; a face taken away from a person
+(remove, move) is remembered as "not this person" in ``face_rejections`` so it is never
+suggested to them again.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from .browse import clean_name, live, person_by_name, require_person, unowned
+from .db import Library
+from .errors import ClusterNotFound, FaceNotFound, InvalidRequest, PersonNotFound
+from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Operation, Person, utcnow
+
+MAX_FACES_PER_OP = 100_000
+
+
+@dataclass(frozen=True)
+class OperationInfo:
+    id: int
+    kind: str
+    description: str
+    created_at: datetime
+    undone: bool
+
+
+# --- recording ------------------------------------------------------------------------------
+
+_FACE_FIELDS = ("person_id", "assignment", "confidence", "cluster_id", "is_face")
+_PERSON_FIELDS = ("name", "hidden", "cover_face_id", "birth_date", "created_at")
+
+
+def _dump_value(v: object) -> object:
+    if isinstance(v, Assignment):
+        return v.value
+    if isinstance(v, datetime):
+        return "dt:" + v.isoformat()
+    if isinstance(v, date):
+        return "d:" + v.isoformat()
+    return v
+
+
+def _load_value(v: object) -> object:
+    if isinstance(v, str) and v.startswith("dt:"):
+        return datetime.fromisoformat(v[3:])
+    if isinstance(v, str) and v.startswith("d:"):
+        return date.fromisoformat(v[2:])
+    return v
+
+
+class Recorder:
+    """Collects the before-state of everything an operation changes; ``save`` writes the
+    ``operations`` row. Change rows only through it (or snapshot them first)."""
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+        self.faces: dict[int, dict] = {}
+        self.people: dict[int, dict] = {}
+        self.people_deleted: dict[int, dict] = {}
+        self.people_created: list[int] = []
+        self.rejections_added: list[list[int]] = []
+        self.rejections_removed: list[list[int]] = []
+        self.clusters_created: list[int] = []
+        self.clusters_touched: set[int] = set()
+
+    def face(self, f: Face) -> Face:
+        if f.id not in self.faces:
+            self.faces[f.id] = {k: _dump_value(getattr(f, k)) for k in _FACE_FIELDS}
+            if f.cluster_id is not None:
+                self.clusters_touched.add(f.cluster_id)
+        return f
+
+    def person(self, p: Person) -> Person:
+        if p.id not in self.people and p.id not in self.people_created:
+            self.people[p.id] = {k: _dump_value(getattr(p, k)) for k in _PERSON_FIELDS}
+        return p
+
+    def new_person(self, name: str) -> Person:
+        p = Person(name=name)
+        self.s.add(p)
+        self.s.flush()
+        self.people_created.append(p.id)
+        return p
+
+    def delete_person(self, p: Person) -> None:
+        self.person(p)
+        self.people_deleted[p.id] = self.people.pop(p.id, None) or {k: _dump_value(getattr(p, k)) for k in _PERSON_FIELDS}
+        self.s.delete(p)
+        self.s.flush()
+
+    def reject(self, face_id: int, person_id: int) -> None:
+        if self.s.get(FaceRejection, (face_id, person_id)) is None:
+            self.s.add(FaceRejection(face_id=face_id, person_id=person_id))
+            self.rejections_added.append([face_id, person_id])
+
+    def unreject(self, face_id: int, person_id: int) -> None:
+        row = self.s.get(FaceRejection, (face_id, person_id))
+        if row is not None:
+            self.s.delete(row)
+            self.rejections_removed.append([face_id, person_id])
+
+    def new_cluster(self) -> Cluster:
+        c = Cluster(run_id=None, size=0)
+        self.s.add(c)
+        self.s.flush()
+        self.clusters_created.append(c.id)
+        return c
+
+    def save(self, kind: str, description: str) -> None:
+        self.s.flush()
+        touched = set(self.clusters_touched) | set(self.clusters_created)
+        touched |= {f.cluster_id for f in (self.s.get(Face, i) for i in self.faces) if f is not None and f.cluster_id}
+        refresh_cluster_sizes(self.s, touched)
+        self.s.add(Operation(kind=kind, description=description, undo={
+            "faces": {str(k): v for k, v in self.faces.items()},
+            "people": {str(k): v for k, v in self.people.items()},
+            "people_deleted": {str(k): v for k, v in self.people_deleted.items()},
+            "people_created": self.people_created,
+            "rejections_added": self.rejections_added,
+            "rejections_removed": self.rejections_removed,
+            "clusters_created": self.clusters_created,
+        }))
+
+
+def refresh_cluster_sizes(s: Session, cluster_ids: Iterable[int]) -> None:
+    """Store each cluster's number of open (unassigned, live) faces in ``Cluster.size``."""
+    ids = sorted({i for i in cluster_ids if i is not None})
+    if not ids:
+        return
+    s.flush()
+    for a in range(0, len(ids), 500):
+        chunk = ids[a:a + 500]
+        counts = dict(s.execute(select(Face.cluster_id, func.count(Face.id))
+                                .where(Face.cluster_id.in_(chunk), live(), unowned()).group_by(Face.cluster_id)).all())
+        present = list(s.scalars(select(Cluster.id).where(Cluster.id.in_(chunk))))
+        if present:
+            s.execute(update(Cluster), [{"id": cid, "size": int(counts.get(cid, 0))} for cid in present])
+
+
+# --- validation helpers -----------------------------------------------------------------------
+
+def _face_id_list(face_ids: Sequence[int] | Iterable[int]) -> list[int]:
+    if isinstance(face_ids, (str, bytes)) or face_ids is None:
+        raise InvalidRequest("face ids must be a list of numbers")
+    ids: list[int] = []
+    seen: set[int] = set()
+    for raw in face_ids:
+        if isinstance(raw, bool):
+            raise InvalidRequest(f"{raw!r} is not a face id")
+        try:
+            fid = int(raw)
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"{raw!r} is not a face id") from None
+        if fid not in seen:
+            seen.add(fid)
+            ids.append(fid)
+    if not ids:
+        raise InvalidRequest("no faces given")
+    if len(ids) > MAX_FACES_PER_OP:
+        raise InvalidRequest(f"at most {MAX_FACES_PER_OP} faces at once")
+    return ids
+
+
+def load_faces(s: Session, face_ids: Sequence[int] | Iterable[int], *, live_only: bool = True) -> list[Face]:
+    """The faces with these ids, in order; FaceNotFound naming every unknown id."""
+    ids = _face_id_list(face_ids)
+    found: dict[int, Face] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found.update({f.id: f for f in s.scalars(select(Face).where(Face.id.in_(chunk)))})
+    missing = [i for i in ids if i not in found]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise FaceNotFound(f"no face with id {shown}")
+    if live_only:
+        dead = [i for i in ids if not found[i].is_face]
+        if dead:
+            raise InvalidRequest(f"face {', '.join(map(str, dead[:10]))} was marked as not a face")
+    return [found[i] for i in ids]
+
+
+def _person_for_name(rec: Recorder, name: str) -> tuple[Person, bool]:
+    """The person called ``name``, created if there is none (returns created?)."""
+    text = clean_name(name)
+    person = person_by_name(rec.s, text)
+    if person is not None:
+        return person, False
+    return rec.new_person(text), True
+
+
+def _confirm(rec: Recorder, faces: list[Face], person: Person) -> None:
+    """The user says these faces are ``person``: confirm them, drop any rejection of that
+    person for them, remember "not the old person" for faces that belonged to someone else."""
+    for f in faces:
+        rec.face(f)
+        old = f.person_id
+        if old is not None and old != person.id:
+            rec.reject(f.id, old)
+        rec.unreject(f.id, person.id)
+        f.person_id, f.assignment, f.confidence, f.cluster_id = person.id, Assignment.confirmed, 1.0, None
+    _drop_stale_covers(rec, faces)
+
+
+def _drop_stale_covers(rec: Recorder, faces: list[Face]) -> None:
+    ids = [f.id for f in faces]
+    for p in rec.s.scalars(select(Person).where(Person.cover_face_id.in_(ids))):
+        f = rec.s.get(Face, p.cover_face_id)
+        if f is None or f.person_id != p.id or not f.is_face or f.assignment not in (Assignment.confirmed, Assignment.auto):
+            rec.person(p).cover_face_id = None
+
+
+def _faces_text(n: int) -> str:
+    return f"{n} face" if n == 1 else f"{n} faces"
+
+
+# --- operations -----------------------------------------------------------------------------
+
+def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
+    """Name every unnamed face of a cluster (faces the user rejected for that person are
+    left in the cluster). An existing name adds the faces to that person. Returns the
+    person id."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        cluster = s.get(Cluster, cluster_id)
+        if cluster is None:
+            raise ClusterNotFound(f"there is no cluster with id {cluster_id}")
+        text = clean_name(name)
+        faces = list(s.scalars(select(Face).where(Face.cluster_id == cluster_id, live(), unowned()).order_by(Face.id)))
+        if not faces:
+            raise InvalidRequest(f"cluster {cluster_id} has no unnamed faces left")
+        person, created = _person_for_name(rec, text)
+        rejected = set(s.scalars(select(FaceRejection.face_id).where(
+            FaceRejection.person_id == person.id, FaceRejection.face_id.in_([f.id for f in faces]))))
+        take = [f for f in faces if f.id not in rejected]
+        if not take:
+            raise InvalidRequest(f"you said every face of cluster {cluster_id} is not {person.name}")
+        _confirm(rec, take, person)
+        rec.clusters_touched.add(cluster_id)
+        extra = " (new person)" if created else ""
+        rec.save("name_cluster", f"named cluster {cluster_id} as {person.name}{extra}: {_faces_text(len(take))}")
+        return person.id
+
+
+def assign_faces(lib: Library, face_ids: Sequence[int], name: str) -> int:
+    """Confirm these faces as ``name`` (created if new). Returns the person id."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        faces = load_faces(s, face_ids)
+        person, created = _person_for_name(rec, name)
+        _confirm(rec, faces, person)
+        extra = " (new person)" if created else ""
+        rec.save("assign", f"assigned {_faces_text(len(faces))} to {person.name}{extra}")
+        return person.id
+
+
+def rename_person(lib: Library, person_id: int, new_name: str) -> None:
+    """Give a person another name; InvalidRequest if another person has it (merge instead)."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        person = require_person(s, person_id)
+        text = clean_name(new_name)
+        other = s.scalar(select(Person).where(Person.name == text, Person.id != person.id))
+        if other is None:
+            other = s.scalar(select(Person).where(func.lower(Person.name) == text.lower(), Person.id != person.id))
+        if other is not None:
+            raise InvalidRequest(f"there is already a person named {other.name}; merge the two instead")
+        if text == person.name:
+            raise InvalidRequest(f"{person.name} already has that name")
+        old = person.name
+        rec.person(person).name = text
+        rec.save("rename", f"renamed {old} to {text}")
+
+
+def merge_people(lib: Library, source_id: int, target_id: int) -> None:
+    """Everything of ``source`` goes to ``target`` and ``source`` disappears: faces (keeping
+    how each was assigned), "not this person" answers, and cover/birth date where the target
+    has none."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        source = require_person(s, source_id)
+        target = require_person(s, target_id)
+        if source.id == target.id:
+            raise InvalidRequest("cannot merge a person into themselves")
+        faces = list(s.scalars(select(Face).where(Face.person_id == source.id)))
+        for f in faces:
+            rec.face(f).person_id = target.id
+        target_faces = set(s.scalars(select(Face.id).where(Face.person_id == target.id,
+                                                           Face.assignment == Assignment.confirmed)))
+        for f in faces:
+            if f.assignment == Assignment.confirmed:
+                rec.unreject(f.id, target.id)
+        for face_id in list(s.scalars(select(FaceRejection.face_id).where(FaceRejection.person_id == source.id))):
+            rec.unreject(face_id, source.id)
+            if face_id not in target_faces:
+                rec.reject(face_id, target.id)
+        rec.person(target)
+        if target.cover_face_id is None and source.cover_face_id is not None:
+            target.cover_face_id = source.cover_face_id
+        if target.birth_date is None and source.birth_date is not None:
+            target.birth_date = source.birth_date
+        s.flush()
+        rec.delete_person(source)
+        rec.save("merge", f"merged {source.name} into {target.name}: {_faces_text(len(faces))}")
+
+
+def set_hidden(lib: Library, person_id: int, hidden: bool) -> None:
+    """Hide a person from the people list (their faces stay theirs), or show them again."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        person = require_person(s, person_id)
+        if bool(person.hidden) == bool(hidden):
+            raise InvalidRequest(f"{person.name} is already {'hidden' if hidden else 'shown'}")
+        rec.person(person).hidden = bool(hidden)
+        rec.save("hide" if hidden else "unhide", f"{'hid' if hidden else 'showed'} {person.name}")
+
+
+def set_cover(lib: Library, person_id: int, face_id: int) -> None:
+    """Use one of the person's own faces as their cover picture."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        person = require_person(s, person_id)
+        face = load_faces(s, [face_id])[0]
+        if face.person_id != person.id or face.assignment not in (Assignment.confirmed, Assignment.auto):
+            raise InvalidRequest(f"face {face.id} is not one of {person.name}'s faces")
+        rec.person(person).cover_face_id = face.id
+        rec.save("cover", f"set the cover of {person.name} to face {face.id}")
+
+
+def set_birth_date(lib: Library, person_id: int, birth: date | None) -> None:
+    """Set (or clear, with None) a person's birth date; a date in the future is refused."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        person = require_person(s, person_id)
+        if birth is not None:
+            if isinstance(birth, datetime) or not isinstance(birth, date):
+                raise InvalidRequest("a birth date must be a date (YYYY-MM-DD)")
+            if birth > utcnow().date():
+                raise InvalidRequest(f"{birth.isoformat()} is in the future")
+        rec.person(person).birth_date = birth
+        text = birth.isoformat() if birth else "unknown"
+        rec.save("birth_date", f"set the birth date of {person.name} to {text}")
+
+
+def remove_faces(lib: Library, face_ids: Sequence[int]) -> None:
+    """Take faces away from their person: they become unassigned (no cluster until the next
+    clustering) and are remembered as "not this person"."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        faces = load_faces(s, face_ids)
+        orphans = [f.id for f in faces if f.person_id is None]
+        if orphans:
+            raise InvalidRequest(f"face {', '.join(map(str, orphans[:10]))} does not belong to anyone")
+        names = set()
+        for f in faces:
+            rec.face(f)
+            rec.reject(f.id, f.person_id)
+            names.add(f.person.name if f.person else str(f.person_id))
+            f.person_id, f.assignment, f.confidence, f.cluster_id = None, None, None, None
+        _drop_stale_covers(rec, faces)
+        rec.save("remove", f"removed {_faces_text(len(faces))} from {', '.join(sorted(names))}")
+
+
+def move_faces(lib: Library, face_ids: Sequence[int], name: str) -> int:
+    """Confirm faces as another person (created if new); the person they left is
+    remembered as "not this person". Returns the person id."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        faces = load_faces(s, face_ids)
+        person, created = _person_for_name(rec, name)
+        _confirm(rec, faces, person)
+        extra = " (new person)" if created else ""
+        rec.save("move", f"moved {_faces_text(len(faces))} to {person.name}{extra}")
+        return person.id
+
+
+def mark_not_face(lib: Library, face_ids: Sequence[int]) -> None:
+    """These detections are not faces: excluded from people, clusters and suggestions."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        faces = load_faces(s, face_ids)
+        for f in faces:
+            rec.face(f)
+            f.is_face, f.person_id, f.assignment, f.confidence, f.cluster_id = False, None, None, None, None
+        _drop_stale_covers(rec, faces)
+        rec.save("not_face", f"marked {_faces_text(len(faces))} as not a face")
+
+
+def split_faces(lib: Library, face_ids: Sequence[int]) -> int:
+    """Put these faces in a new group of their own (re-clustering leaves a group made this
+    way alone). Confirmed faces cannot be split off: remove or move them instead. Returns the
+    new cluster id."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        faces = load_faces(s, face_ids)
+        confirmed = [f.id for f in faces if f.assignment == Assignment.confirmed and f.person_id is not None]
+        if confirmed:
+            raise InvalidRequest(f"face {', '.join(map(str, confirmed[:10]))} is confirmed for a person; "
+                                 "remove or move it instead")
+        cluster = rec.new_cluster()
+        for f in faces:
+            rec.face(f)
+            f.person_id, f.assignment, f.confidence, f.cluster_id = None, None, None, cluster.id
+        _drop_stale_covers(rec, faces)
+        rec.save("split", f"split {_faces_text(len(faces))} into new cluster {cluster.id}")
+        return cluster.id
+
+
+def accept_faces(s: Session, faces: list[Face], person: Person) -> Recorder:
+    """Shared by suggestions.accept_suggestion: confirm inside the caller's transaction."""
+    rec = Recorder(s)
+    _confirm(rec, faces, person)
+    return rec
+
+
+# --- undo -------------------------------------------------------------------------------------
+
+def undo(lib: Library, steps: int = 1) -> list[str]:
+    """Undo the last ``steps`` operations that are not undone yet, newest first, in one
+    transaction. Returns their descriptions (empty when there is nothing to undo)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InvalidRequest("the number of steps to undo must be 1 or more")
+    with lib.session() as s:
+        ops = list(s.scalars(select(Operation).where(Operation.undone.is_(False))
+                             .order_by(Operation.id.desc()).limit(steps)))
+        done = []
+        for op in ops:
+            _revert(s, op.undo or {})
+            op.undone = True
+            done.append(op.description)
+            s.flush()
+        return done
+
+
+def _revert(s: Session, data: dict) -> None:
+    touched: set[int] = set()
+    for pid, fields in (data.get("people_deleted") or {}).items():
+        if s.get(Person, int(pid)) is None:
+            values = {k: _load_value(v) for k, v in fields.items()}
+            cover = values.pop("cover_face_id", None)
+            p = Person(id=int(pid), **values)
+            s.add(p)
+            s.flush()
+            if cover is not None and s.get(Face, cover) is not None:
+                p.cover_face_id = cover
+    s.flush()
+    for pid, fields in (data.get("people") or {}).items():
+        p = s.get(Person, int(pid))
+        if p is None:
+            continue
+        for k, v in fields.items():
+            v = _load_value(v)
+            if k == "cover_face_id" and v is not None and s.get(Face, v) is None:
+                v = None
+            setattr(p, k, v)
+    for face_id, person_id in data.get("rejections_removed") or []:
+        if s.get(Face, face_id) is not None and s.get(Person, person_id) is not None \
+                and s.get(FaceRejection, (face_id, person_id)) is None:
+            s.add(FaceRejection(face_id=face_id, person_id=person_id))
+    for face_id, person_id in data.get("rejections_added") or []:
+        s.execute(delete(FaceRejection).where(FaceRejection.face_id == face_id, FaceRejection.person_id == person_id))
+    s.flush()
+    latest_run = s.scalar(select(func.max(ClusterRun.id)))
+    for fid, fields in (data.get("faces") or {}).items():
+        f = s.get(Face, int(fid))
+        if f is None:
+            continue
+        if f.cluster_id is not None:
+            touched.add(f.cluster_id)
+        for k, v in fields.items():
+            if k == "assignment":
+                v = Assignment(v) if v is not None else None
+            elif k == "person_id" and v is not None and s.get(Person, v) is None:
+                v = None
+            elif k == "cluster_id" and v is not None:
+                if s.get(Cluster, v) is None:
+                    s.add(Cluster(id=v, run_id=latest_run, size=0))
+                    s.flush()
+                touched.add(v)
+            setattr(f, k, v)
+    s.flush()
+    for pid in data.get("people_created") or []:
+        p = s.get(Person, pid)
+        if p is not None:
+            s.delete(p)
+    for cid in data.get("clusters_created") or []:
+        touched.discard(cid)
+        if s.scalar(select(func.count(Face.id)).where(Face.cluster_id == cid)) == 0:
+            c = s.get(Cluster, cid)
+            if c is not None:
+                s.delete(c)
+    s.flush()
+    refresh_cluster_sizes(s, touched)
+
+
+def history(lib: Library, limit: int = 20) -> list[OperationInfo]:
+    """The most recent operations, newest first (undone ones included, flagged)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidRequest("limit must be 1 or more")
+    with lib.session() as s:
+        return [OperationInfo(id=o.id, kind=o.kind, description=o.description, created_at=o.created_at,
+                              undone=bool(o.undone))
+                for o in s.scalars(select(Operation).order_by(Operation.id.desc()).limit(limit))]
+
+
+def resolve_person(lib: Library, name_or_id: str | int) -> int:
+    """A person id from a name (exact, else unique case-insensitive) or an id; for front
+    ends whose users type names. PersonNotFound with the name if unknown."""
+    with lib.session() as s:
+        if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
+            return require_person(s, name_or_id).id
+        person = person_by_name(s, str(name_or_id))
+        if person is None:
+            raise PersonNotFound(f"there is no person named {' '.join(str(name_or_id).split())!r}")
+        return person.id
+
+
+__all__ = [
+    "OperationInfo", "name_cluster", "assign_faces", "rename_person", "merge_people", "set_hidden",
+    "set_cover", "set_birth_date", "remove_faces", "move_faces", "mark_not_face", "split_faces",
+    "undo", "history", "resolve_person",
+]
