@@ -19,7 +19,9 @@ What a clustering run touches — and what it never touches:
 
 Scale: the eps-neighbourhood graph is built in row blocks with float32 BLAS (no n x n
 matrix is ever held), and scikit-learn's DBSCAN runs on that sparse graph
-(``metric="precomputed"``).
+(``metric="precomputed"``). Faces are compared with at most
+:data:`organizer.suggestions.EVIDENCE_PER_PERSON` confirmed faces per person, so people with
+thousands of confirmed faces do not make re-clustering slow.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ from .db import Library
 from .errors import InvalidRequest
 from .labelling import refresh_cluster_sizes
 from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person
-from .suggestions import SUGGEST_MAX_DISTANCE, TOP_K, confidence_for, load_embeddings, nearest, person_distances
+from .suggestions import (SUGGEST_MAX_DISTANCE, TOP_K, confidence_for, evidence_positions, load_embeddings, nearest,
+                          person_distances)
 
 #: a new cluster keeps an old cluster's id when they share this fraction of members
 KEEP_ID_JACCARD = 0.5
@@ -270,18 +273,29 @@ def decide_people(groups: list[list[int]], face_dists: dict[int, dict[int, float
 
 
 def _face_person_distances(s, pool_ids: np.ndarray, pool_mat: np.ndarray) -> dict[int, dict[int, float]]:  # type: ignore[no-untyped-def]
-    """face id -> {named person: distance} for the pool, as the suggestions score them."""
-    ref_ids, ref_mat = load_embeddings(s, [live(), Face.person_id.is_not(None), Face.assignment == Assignment.confirmed])
-    if len(ref_ids) == 0 or len(pool_ids) == 0:
+    """face id -> {named person: distance} for the pool, as the suggestions score them
+    (against each person's evidence faces: see :func:`organizer.suggestions.choose_evidence`)."""
+    ids, owners, quality, raw = [], [], [], []
+    for fid, pid, q, emb in s.execute(
+            select(Face.id, Face.person_id, Face.quality, Face.embedding)
+            .where(live(), Face.person_id.is_not(None), Face.assignment == Assignment.confirmed).order_by(Face.id)):
+        ids.append(fid)
+        owners.append(pid)
+        quality.append(q or 0.0)
+        raw.append(emb)
+    if not ids or len(pool_ids) == 0:
         return {}
-    owners = dict(s.execute(select(Face.id, Face.person_id).where(
-        live(), Face.person_id.is_not(None), Face.assignment == Assignment.confirmed)).all())
-    ref_owner = np.asarray([owners[int(i)] for i in ref_ids.tolist()] + [-1], dtype=np.int64)
+    ref_ids = np.asarray(ids, dtype=np.int64)
+    ref_owner = np.asarray(owners, dtype=np.int64)
+    ref_mat = np.frombuffer(b"".join(raw), dtype=np.float32).reshape(len(ids), -1)
+    keep = evidence_positions(ref_ids, ref_owner, ref_mat, np.asarray(quality, dtype=np.float64))
+    ref_mat = np.ascontiguousarray(ref_mat[keep])
+    ref_owner = np.append(ref_owner[keep], -1)  # -1: padding indexes the trailing -1
     rejected: dict[int, set[int]] = {}
     for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)):
         rejected.setdefault(fid, set()).add(pid)
     dist, idx = nearest(pool_mat, ref_mat, TOP_K)
-    owner_rows = ref_owner[idx]  # -1 (padding) indexes the trailing -1
+    owner_rows = ref_owner[idx]
     out: dict[int, dict[int, float]] = {}
     for n in np.flatnonzero(idx[:, 0] >= 0).tolist():
         fid = int(pool_ids[n])

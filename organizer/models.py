@@ -159,6 +159,10 @@ class Face(Base):
 
 
 Index("ix_faces_person_assignment", Face.person_id, Face.assignment)
+#: covering indexes for the people list and the open-cluster sizes: both are answered from
+#: the index alone instead of reading 100k wide face rows (revision 0002)
+Index("ix_faces_person_quality", Face.person_id, Face.quality, Face.assignment, Face.is_face, Face.photo_id)
+Index("ix_faces_cluster_open", Face.cluster_id, Face.is_face, Face.person_id, Face.assignment)
 
 
 class FaceThumb(Base):

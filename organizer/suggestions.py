@@ -1,34 +1,40 @@
 """Who might this be: rank the named people for unassigned faces and clusters.
 
 How a face is scored against a person: the mean Euclidean distance from the face to the
-person's (up to) :data:`K_PER_PERSON` nearest *confirmed* faces. Only faces the user
-confirmed are used as evidence, so a machine mistake can never teach the machine. A person
-the user rejected for a face ("not this person") is never suggested for it again. People
-further than :data:`SUGGEST_MAX_DISTANCE` (0.50, measured: see README) are not
+person's (up to) :data:`K_PER_PERSON` nearest *evidence* faces. Evidence is only ever faces
+the user *confirmed*, so a machine mistake can never teach the machine: all of a person's
+confirmed faces up to :data:`EVIDENCE_PER_PERSON`; beyond that a fixed selection of them
+(their best-quality faces plus faces spread over the rest, see :func:`choose_evidence`),
+so that a person with thousands of confirmed faces costs no more than one with a hundred.
+A person the user rejected for a face ("not this person") is never suggested for it again.
+People further than :data:`SUGGEST_MAX_DISTANCE` (0.50, measured: see README) are not
 suggested at all.
 
 The confidence is a logistic function of that distance, calibrated on lfw-dev (see
 README "Clustering and labelling people"): :data:`CONFIDENCE_MIDPOINT` is the distance
 where a match is a coin flip.
 
-Cost: every unassigned face keeps its :data:`TOP_K` nearest confirmed faces. That table is
-built once per library and kept (see :class:`SuggestionIndex`); after each answer only what
-changed is recomputed — confirming k faces costs one (unassigned x k) distance block, not a
-rebuild — so the review loop stays fast on a big library.
+Cost: every unassigned face keeps its :data:`TOP_K` nearest evidence faces. That table is
+built once per library and kept (see :class:`SuggestionIndex`), and so are the work items
+made from it (one per cluster or unclustered face, in order); after each answer or undo
+only what changed is recomputed — confirming k faces costs one (unassigned x k) distance
+block and re-scoring the groups those faces touch, not a rebuild — so the review loop stays
+fast on a big library.
 """
 from __future__ import annotations
 
 import math
 import threading
 import weakref
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from .browse import live, require_person
+from .browse import require_person
 from .db import Library
 from .errors import InvalidRequest
 from .labelling import Recorder, _faces_text, accept_faces, load_faces
@@ -36,8 +42,14 @@ from .models import Assignment, ClusterRun, Face, FaceRejection, Operation, Pers
 
 #: confirmed faces per person averaged into the face-to-person distance
 K_PER_PERSON = 3
-#: nearest confirmed faces kept per unassigned face (covers K_PER_PERSON for several people)
+#: nearest evidence faces kept per unassigned face (covers K_PER_PERSON for several people)
 TOP_K = 24
+#: confirmed faces per person used as evidence. More adds little: a hundred faces spread
+#: over how someone looks already hold near neighbours for new photos of them, and the
+#: nearest-face search costs (unassigned faces x evidence faces)
+EVIDENCE_PER_PERSON = 100
+#: of those, the person's best-quality faces; the rest are spread over their other faces
+EVIDENCE_BEST_QUALITY = 50
 #: no suggestion beyond this distance (measured with bench/labelling.py: 0.60 and 0.55
 #: offered so many wrong people that the answers cost more than they saved)
 SUGGEST_MAX_DISTANCE = 0.50
@@ -46,6 +58,10 @@ CONFIDENCE_MIDPOINT = 0.52
 CONFIDENCE_SCALE = 0.035
 #: neighbours further than this are never needed (beyond the suggestion distance)
 NEIGHBOUR_CUTOFF = 0.70
+#: in a crowded block of the nearest-face search, every this-many-th reference sets the bar
+_SAMPLE_STRIDE = 8
+#: SQL parameters per IN (...) list
+_CHUNK = 900
 
 
 @dataclass(frozen=True)
@@ -89,47 +105,55 @@ def nearest(queries: np.ndarray, refs: np.ndarray, k: int,
     (distances, indexes), both (n, k), nearest first, padded with inf / -1.
 
     Chunked float32 BLAS, so never an n x m matrix; only pairs under the cutoff are sorted
-    (most faces have few close references), which is far cheaper than a full partition."""
+    (most faces have few close references), which is far cheaper than a full partition.
+    The cutoff test is done on the dot products: |q - r|^2 <= c^2 <=> q.r - |r|^2/2 >=
+    (|q|^2 - c^2)/2, one pass over each block instead of three; crowded blocks (a person
+    with many faces near every query) need no partial sort of whole rows either (see below)."""
     n, m = len(queries), len(refs)
     dist = np.full((n, k), np.inf, dtype=np.float32)
     idx = np.full((n, k), -1, dtype=np.int64)
     if n == 0 or m == 0 or k == 0:
         return dist, idx
-    refs = np.ascontiguousarray(refs, dtype=np.float32)
-    rn = np.einsum("ij,ij->i", refs, refs)
+    refs = np.asarray(refs, dtype=np.float32)
+    # one extra column makes the BLAS product q.r - |r|^2/2 directly (no pass to subtract it)
+    refs_x = np.ascontiguousarray(np.hstack([refs, -np.einsum("ij,ij->i", refs, refs)[:, None] / np.float32(2.0)]))
     cut2 = np.float32(max_distance * max_distance)
     rows = max(64, 8_000_000 // m)
+    sampled = m >= 4 * _SAMPLE_STRIDE * k
     for a in range(0, n, rows):
-        q = np.ascontiguousarray(queries[a:a + rows], dtype=np.float32)
-        d2 = q @ refs.T
-        d2 *= -2.0
-        d2 += rn[None, :]
-        d2 += np.einsum("ij,ij->i", q, q)[:, None]
-        close = d2 <= cut2
-        if np.count_nonzero(close) > 8 * k * len(q) and k < m:
-            # crowded (many references close to every face): a partial sort per row is cheaper
-            part = np.argpartition(d2, k - 1, axis=1)[:, :k]
-            pd = np.take_along_axis(d2, part, axis=1)
-            order = np.argsort(pd, axis=1)
-            pd = np.take_along_axis(pd, order, axis=1)
-            part = np.take_along_axis(part, order, axis=1)
-            ok = pd <= cut2
-            dist[a:a + len(q)] = np.where(ok, np.sqrt(np.maximum(pd, 0.0)), np.inf)
-            idx[a:a + len(q)] = np.where(ok, part, -1)
-            continue
+        q = np.asarray(queries[a:a + rows], dtype=np.float32)
+        qn = np.einsum("ij,ij->i", q, q)
+        g = np.hstack([q, np.ones((len(q), 1), dtype=np.float32)]) @ refs_x.T   # |q - r|^2 = |q|^2 - 2g
+        need = (qn - cut2) / np.float32(2.0)
+        if sampled:
+            sample = g[:, ::_SAMPLE_STRIDE]
+            if np.count_nonzero(sample >= need[:, None]) * _SAMPLE_STRIDE > 8 * k * len(q):
+                # crowded (many references close to every face): raise each row's bar to the
+                # k-th best of every _SAMPLE_STRIDE-th reference. A subset's k-th best is never
+                # better than the whole row's, so the true k nearest all pass; about k x stride do.
+                kth = np.partition(sample, sample.shape[1] - k, axis=1)[:, sample.shape[1] - k]
+                need = np.maximum(need, kth)
+        close = g >= need[:, None]
         r, c = np.nonzero(close)
         if len(r) == 0:
             continue
-        dd = d2[r, c]
-        order = np.lexsort((dd, r))
+        dd = np.maximum(qn[r] - 2.0 * g[r, c], 0.0)
+        order = np.argsort(r * 4.0 + dd)      # by row (ascending, as nonzero gives them), then distance
         r, c, dd = r[order], c[order], dd[order]
         first = np.searchsorted(r, r, side="left")
         rank = np.arange(len(r)) - first
         keep = rank < k
         r, c, dd, rank = r[keep], c[keep], dd[keep], rank[keep]
-        dist[a + r, rank] = np.sqrt(np.maximum(dd, 0.0))
+        dist[a + r, rank] = np.sqrt(dd)
         idx[a + r, rank] = c
     return dist, idx
+
+
+def _median(values: list[float]) -> float:
+    """np.median of a short list (same value), without numpy's per-call overhead."""
+    v = sorted(values)
+    h = len(v) // 2
+    return v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2
 
 
 def person_distances(dist_row: np.ndarray, owner_row: np.ndarray, rejected: set[int] | frozenset[int] = frozenset()
@@ -148,30 +172,108 @@ def person_distances(dist_row: np.ndarray, owner_row: np.ndarray, rejected: set[
     return {pid: sum(v) / len(v) for pid, v in per.items()}
 
 
+def choose_evidence(ids: np.ndarray, mat: np.ndarray, quality: np.ndarray, cap: int | None = None) -> np.ndarray:
+    """Which of one person's confirmed faces serve as evidence: positions into ``ids``,
+    ascending. All of them when there are at most ``cap`` (default
+    :data:`EVIDENCE_PER_PERSON`); otherwise the
+    :data:`EVIDENCE_BEST_QUALITY` best-quality faces (ties: lowest id), then farthest-point
+    sampling over the others: each next pick is the face furthest from every face picked so
+    far (ties: lowest id), so the evidence covers how the person looks in all their photos
+    (ages, angles, light), not only their most typical face.
+
+    Depends only on the set of faces (not on their order), so an index updated face by face
+    picks exactly what a fresh build picks."""
+    cap = EVIDENCE_PER_PERSON if cap is None else cap
+    n = len(ids)
+    if n <= cap:
+        return np.arange(n)
+    by_id = np.argsort(ids, kind="stable")
+    ids, mat, quality = ids[by_id], np.ascontiguousarray(mat[by_id], dtype=np.float32), quality[by_id]
+    best = min(EVIDENCE_BEST_QUALITY, cap // 2)
+    order = np.lexsort((ids, -quality))
+    picked = np.sort(order[:best])
+    cand = np.sort(order[best:])            # ascending id: argmax's first hit is the lowest id
+    cm = mat[cand]
+    cn = np.einsum("ij,ij->i", cm, cm)
+    sm = mat[picked]
+    sn = np.einsum("ij,ij->i", sm, sm)
+    dmin = (cn[:, None] + sn[None, :] - 2.0 * (cm @ sm.T)).min(axis=1) if best else np.full(len(cand), np.inf, dtype=np.float32)
+    taken = np.zeros(len(cand), dtype=bool)
+    extra = []
+    for _ in range(cap - best):
+        j = int(np.argmax(np.where(taken, -np.inf, dmin)))
+        taken[j] = True
+        extra.append(j)
+        np.minimum(dmin, cn + cn[j] - 2.0 * (cm @ cm[j]), out=dmin)
+    chosen = np.concatenate([picked, cand[np.asarray(extra, dtype=np.int64)]])
+    return np.sort(by_id[chosen])
+
+
+def evidence_positions(ids: np.ndarray, owners: np.ndarray, mat: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the rows that are evidence, :func:`choose_evidence` per owner."""
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((ids, owners))
+    cuts = np.flatnonzero(np.diff(owners[order])) + 1
+    keep = []
+    for grp in np.split(order, cuts):
+        keep.append(grp if len(grp) <= EVIDENCE_PER_PERSON else grp[choose_evidence(ids[grp], mat[grp], quality[grp])])
+    return np.sort(np.concatenate(keep))
+
+
+def _sort_key(it: "SuggestionItem") -> tuple:
+    """Most confident first; then bigger groups; then nearer; then lowest face id (unique)."""
+    return (-round(it.confidence, 3), -len(it.face_ids), it.distance, it.face_ids[0])
+
+
+GroupKey = tuple  # ("c", cluster id) or ("f", face id) for an unclustered face
+
+
 class SuggestionIndex:
-    """The nearest confirmed faces of every unassigned face, kept up to date.
+    """The nearest evidence faces of every unassigned face, and the work items made from
+    them in order, kept up to date.
 
     ``refresh`` brings it in line with the library: a full build the first time (or after a
-    scan, a re-clustering or an undo), otherwise only the faces touched by operations since
-    the last look are reloaded, and newly confirmed faces are merged into the neighbour
-    lists with one (unassigned x new) distance block.
+    scan or a re-clustering), otherwise only the faces touched by operations (or undos)
+    since the last look are reloaded: newly chosen evidence faces are merged into the
+    neighbour lists with one (unassigned x new) distance block, faces that stopped being
+    evidence are replaced only in the neighbour lists that held them, and only the work
+    items of the groups whose faces changed are scored again.
     """
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.stamp: tuple | None = None
         self.last_op = 0
-        self.undone = 0
-        self.vectors: dict[int, np.ndarray] = {}
+        self.undone_ops: set[int] = set()
+        #: every face: id -> row of ``mat`` (embeddings) and ``quality``
+        self.at: dict[int, int] = {}
+        self.mat = np.zeros((0, 128), dtype=np.float32)
+        self.quality = np.zeros(0, dtype=np.float64)
         #: face -> (person_id, assignment, cluster_id) of live faces
         self.state: dict[int, tuple[int | None, Assignment | None, int | None]] = {}
+        #: person -> their confirmed faces, and the ones of those used as evidence
+        self.confirmed: dict[int, set[int]] = {}
+        self.evidence: dict[int, set[int]] = {}
+        #: face id -> the person it is confirmed for, else -1 (one spare -1 at the end, so
+        #: the padding id -1 of the neighbour lists maps to -1 too)
+        self.owner_of = np.full(1, -1, dtype=np.int64)
         self.refs: set[int] = set()
+        self._ref_cache: tuple[np.ndarray, np.ndarray] | None = None
         self.rows: dict[int, int] = {}          # query face -> row of nn_d / nn_ref
+        self.row_face = np.zeros(0, dtype=np.int64)   # row -> query face (-1: dropped)
         self.nn_d = np.zeros((0, TOP_K), dtype=np.float32)
         self.nn_ref = np.zeros((0, TOP_K), dtype=np.int64)   # face ids of the references
         self.cache: dict[int, dict[int, float]] = {}
         self.rejected: dict[int, set[int]] = {}
         self.names: dict[int, str] = {}
+        #: work items: query faces per group, each group's item, and the items in order
+        self.group_of: dict[int, GroupKey] = {}
+        self.members: dict[GroupKey, set[int]] = {}
+        self.item_of: dict[GroupKey, SuggestionItem] = {}
+        self.dirty: set[GroupKey] = set()
+        self.order_keys: list[tuple] = []
+        self.order_items: list[SuggestionItem] = []
 
     # --- keeping up with the library -------------------------------------------------------
 
@@ -183,100 +285,247 @@ class SuggestionIndex:
     def refresh(self, s: Session) -> None:
         stamp = self._stamp(s)
         last_op = s.scalar(select(func.max(Operation.id))) or 0
-        undone = s.scalar(select(func.count(Operation.id)).where(Operation.undone.is_(True))) or 0
-        rejected: dict[int, set[int]] = {}
-        for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)):
-            rejected.setdefault(fid, set()).add(pid)
-        self.names = dict(s.execute(select(Person.id, Person.name)).all())
-        if stamp != self.stamp or undone != self.undone:
-            self.rejected = rejected
+        undone_n = s.scalar(select(func.count(Operation.id)).where(Operation.undone.is_(True))) or 0
+        self._set_names(dict(s.execute(select(Person.id, Person.name)).all()))
+        rebuild = stamp != self.stamp or last_op < self.last_op
+        newly_undone: set[int] = set()
+        undone = self.undone_ops
+        if not rebuild and undone_n != len(self.undone_ops):
+            undone = set(s.scalars(select(Operation.id).where(Operation.undone.is_(True))))
+            newly_undone = undone - self.undone_ops
+            rebuild = not undone >= self.undone_ops  # operations were deleted: start over
+        if rebuild:
+            undone = set(s.scalars(select(Operation.id).where(Operation.undone.is_(True))))
             self._build(s)
-        elif last_op != self.last_op:
+        elif last_op != self.last_op or newly_undone:
             changed: set[int] = set()
-            for payload in s.scalars(select(Operation.undo).where(Operation.id > self.last_op)):
-                changed.update(int(i) for i in (payload or {}).get("faces", {}))
-            self.rejected = rejected
+            for payload in s.scalars(select(Operation.undo).where(
+                    or_(Operation.id > self.last_op, Operation.id.in_(sorted(newly_undone))))):
+                payload = payload or {}
+                changed.update(int(i) for i in payload.get("faces", {}))
+                for pair in (payload.get("rejections_added") or []) + (payload.get("rejections_removed") or []):
+                    changed.add(int(pair[0]))
             self._update(s, changed)
-        self.stamp, self.last_op, self.undone = stamp, last_op, undone
+        self.stamp, self.last_op, self.undone_ops = stamp, last_op, undone
+
+    def _set_names(self, names: dict[int, str]) -> None:
+        if names == self.names:
+            return
+        renamed = {p for p in set(names) | set(self.names) if names.get(p) != self.names.get(p)}
+        self.names = names
+        for n, it in enumerate(self.order_items):
+            if it.person_id in renamed:
+                new = replace(it, person_name=names.get(it.person_id, str(it.person_id)))
+                self.order_items[n] = new
+                self.item_of[self._key_of_item(new)] = new
+
+    @staticmethod
+    def _key_of_item(it: "SuggestionItem") -> GroupKey:
+        return ("c", it.cluster_id) if it.cluster_id is not None else ("f", it.face_ids[0])
 
     def _is_query(self, fid: int) -> bool:
         st = self.state.get(fid)
         return st is not None and (st[0] is None or st[1] in (None, Assignment.suggested))
 
-    def _is_ref(self, fid: int) -> bool:
+    def _confirmed_for(self, fid: int) -> int | None:
         st = self.state.get(fid)
-        return st is not None and st[0] is not None and st[1] == Assignment.confirmed
+        return st[0] if st is not None and st[0] is not None and st[1] == Assignment.confirmed else None
 
     def _build(self, s: Session) -> None:
-        ids, mat = load_embeddings(s, [live()])
-        self.vectors = {int(i): mat[n] for n, i in enumerate(ids)}
-        self.state = {fid: (pid, a, cid) for fid, pid, a, cid in
-                      s.execute(select(Face.id, Face.person_id, Face.assignment, Face.cluster_id).where(live()))}
-        self.refs = {f for f in self.state if self._is_ref(f)}
+        # every face's embedding, "not a face" ones included: an undo can bring them back
+        ids, rows, state = [], [], {}
+        quality = []
+        for fid, raw, pid, a, cid, q, is_face in s.execute(
+                select(Face.id, Face.embedding, Face.person_id, Face.assignment, Face.cluster_id, Face.quality,
+                       Face.is_face).order_by(Face.id)):
+            ids.append(fid)
+            rows.append(raw)
+            quality.append(q or 0.0)
+            if is_face:
+                state[fid] = (pid, a, cid)
+        self.at = {f: n for n, f in enumerate(ids)}
+        self.mat = (np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(ids), -1) if ids
+                    else np.zeros((0, 128), dtype=np.float32))
+        self.quality = np.asarray(quality, dtype=np.float64)
+        self.state = state
+        self.rejected = {}
+        for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)):
+            self.rejected.setdefault(fid, set()).add(pid)
+        self.confirmed = {}
+        self.owner_of = np.full((ids[-1] if ids else 0) + 2, -1, dtype=np.int64)
+        for fid in ids:
+            pid = self._confirmed_for(fid)
+            if pid is not None:
+                self.confirmed.setdefault(pid, set()).add(fid)
+                self.owner_of[fid] = pid
+        conf_ids = np.asarray([f for p in self.confirmed for f in self.confirmed[p]], dtype=np.int64)
+        owners = np.asarray([p for p in self.confirmed for _ in self.confirmed[p]], dtype=np.int64)
+        at = np.asarray([self.at[f] for f in conf_ids.tolist()], dtype=np.int64)
+        keep = evidence_positions(conf_ids, owners, self.mat[at], self.quality[at])
+        self.evidence = {}
+        for f, p in zip(conf_ids[keep].tolist(), owners[keep].tolist()):
+            self.evidence.setdefault(p, set()).add(f)
+        self.refs = set(conf_ids[keep].tolist())
+        self._ref_cache = None
         self.rows, self.cache = {}, {}
+        self.row_face = np.zeros(0, dtype=np.int64)
         self.nn_d = np.zeros((0, TOP_K), dtype=np.float32)
         self.nn_ref = np.zeros((0, TOP_K), dtype=np.int64)
-        self._add_queries([f for f in self.state if self._is_query(f)])
+        self.group_of, self.members, self.item_of, self.dirty = {}, {}, {}, set()
+        self.order_keys, self.order_items = [], []
+        self._add_queries([f for f in ids if self._is_query(f)])
 
-    def _ref_arrays(self, only: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        ids = sorted(self.refs) if only is None else only
-        mat = np.stack([self.vectors[f] for f in ids]) if ids else np.zeros((0, 128), dtype=np.float32)
-        return np.asarray(ids, dtype=np.int64), mat
+    def _vectors(self, face_ids: Iterable[int]) -> np.ndarray:
+        return self.mat[np.asarray([self.at[f] for f in face_ids], dtype=np.int64)]
+
+    def _ref_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._ref_cache is None:
+            ids = np.asarray(sorted(self.refs), dtype=np.int64)
+            self._ref_cache = (ids, self._vectors(ids.tolist()) if len(ids) else np.zeros((0, 128), dtype=np.float32))
+        return self._ref_cache
+
+    def _neighbours(self, query_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, reference face ids) of the TOP_K nearest evidence faces of each query."""
+        ref_ids, ref_mat = self._ref_arrays()
+        dist, idx = nearest(self._vectors(query_ids), ref_mat, TOP_K)
+        return dist, np.append(ref_ids, -1)[idx]  # -1 (padding) -> -1
 
     def _add_queries(self, query_ids: list[int]) -> None:
         query_ids = [f for f in query_ids if f not in self.rows]
         if not query_ids:
             return
-        ref_ids, ref_mat = self._ref_arrays()
-        dist, idx = nearest(np.stack([self.vectors[f] for f in query_ids]), ref_mat, TOP_K)
+        dist, ref = self._neighbours(query_ids)
         start = len(self.nn_d)
         self.nn_d = np.concatenate([self.nn_d, dist])
-        self.nn_ref = np.concatenate([self.nn_ref, np.append(ref_ids, -1)[idx]])  # -1 (padding) -> -1
+        self.nn_ref = np.concatenate([self.nn_ref, ref])
+        self.row_face = np.concatenate([self.row_face, np.asarray(query_ids, dtype=np.int64)])
         for n, f in enumerate(query_ids):
             self.rows[f] = start + n
-            self.cache.pop(f, None)
+            self._invalidate(f)
+            self._regroup(f)
+
+    def _drop_row(self, fid: int) -> None:
+        row = self.rows.pop(fid, None)
+        if row is not None:
+            self.row_face[row] = -1
+        self._invalidate(fid)
+        self._regroup(fid)
+
+    def _invalidate(self, fid: int) -> None:
+        """Face ``fid``'s scores may have changed: forget them and re-score its group."""
+        self.cache.pop(fid, None)
+        key = self.group_of.get(fid)
+        if key is not None:
+            self.dirty.add(key)
+
+    def _regroup(self, fid: int) -> None:
+        """Put a query face in the group of its cluster (or its own), or in none."""
+        key: GroupKey | None = None
+        if fid in self.rows:
+            cid = self.state[fid][2]
+            key = ("c", cid) if cid is not None else ("f", fid)
+        old = self.group_of.get(fid)
+        if old == key:
+            return
+        if old is not None:
+            self.members[old].discard(fid)
+            if not self.members[old]:
+                del self.members[old]
+            self.dirty.add(old)
+            del self.group_of[fid]
+        if key is not None:
+            self.members.setdefault(key, set()).add(fid)
+            self.group_of[fid] = key
+            self.dirty.add(key)
 
     def _update(self, s: Session, changed: set[int]) -> None:
         if not changed:
             return
-        rows = {fid: (pid, a, cid, bool(lv)) for fid, pid, a, cid, lv in s.execute(
-            select(Face.id, Face.person_id, Face.assignment, Face.cluster_id, Face.is_face).where(Face.id.in_(changed)))}
-        old_refs = {f: self.state[f][0] for f in changed if self._is_ref(f)}
-        for fid in changed:
-            st = rows.get(fid)
-            if st is None or not st[3] or fid not in self.vectors:
+        ids = sorted(changed)
+        fresh: dict[int, tuple] = {}
+        for a in range(0, len(ids), _CHUNK):
+            chunk = ids[a:a + _CHUNK]
+            fresh.update({fid: (pid, asg, cid, bool(lv)) for fid, pid, asg, cid, lv in s.execute(
+                select(Face.id, Face.person_id, Face.assignment, Face.cluster_id, Face.is_face)
+                .where(Face.id.in_(chunk)))})
+            for fid in chunk:
+                self.rejected.pop(fid, None)
+            for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)
+                                      .where(FaceRejection.face_id.in_(chunk))):
+                self.rejected.setdefault(fid, set()).add(pid)
+        people: set[int] = set()
+        for fid in ids:
+            before = self._confirmed_for(fid)
+            st = fresh.get(fid)
+            if st is None or not st[3] or fid not in self.at:
                 self.state.pop(fid, None)
             else:
                 self.state[fid] = st[:3]
-        lost = [f for f, pid in old_refs.items() if not self._is_ref(f) or self.state[f][0] != pid]
-        if lost:
-            # a confirmed face changed person or went away: neighbour lists may point at it
-            self._rebuild_neighbours()
-            return
-        gained = sorted(f for f in changed if self._is_ref(f) and f not in old_refs)
-        for fid in changed:
-            self.cache.pop(fid, None)
-            if not self._is_query(fid):
-                self.rows.pop(fid, None)
+            after = self._confirmed_for(fid)
+            if before != after:
+                self.owner_of[fid] = -1 if after is None else after
+                if before is not None:
+                    self.confirmed[before].discard(fid)
+                    people.add(before)
+                if after is not None:
+                    self.confirmed.setdefault(after, set()).add(fid)
+                    people.add(after)
+            self._invalidate(fid)
+        lost: set[int] = set()
+        gained: set[int] = set()
+        for pid in people:
+            old = self.evidence.pop(pid, set())
+            new = self._choose_evidence(pid)
+            if new:
+                self.evidence[pid] = new
+            lost |= old - new
+            gained |= new - old
+        if lost or gained:
+            self.refs = (self.refs - lost) | gained
+            self._ref_cache = None
+        for fid in ids:
+            if fid in self.rows and not self._is_query(fid):
+                self._drop_row(fid)
         if gained:
-            self.refs.update(gained)
-            self._merge_new_refs(gained)
-        self._add_queries([f for f in changed if self._is_query(f)])
+            self._merge_new_refs(sorted(gained))
+        if lost:
+            # neighbour lists holding a face that is no longer evidence (or changed person)
+            # are searched again, against all evidence
+            self._research(lost)
+        self._add_queries([f for f in ids if self._is_query(f)])
+        for fid in ids:
+            self._regroup(fid)
 
-    def _rebuild_neighbours(self) -> None:
-        self.refs = {f for f in self.state if self._is_ref(f)}
-        self.rows, self.cache = {}, {}
-        self.nn_d = np.zeros((0, TOP_K), dtype=np.float32)
-        self.nn_ref = np.zeros((0, TOP_K), dtype=np.int64)
-        self._add_queries([f for f in self.state if self._is_query(f)])
+    def _choose_evidence(self, pid: int) -> set[int]:
+        faces = sorted(self.confirmed.get(pid, ()))
+        if len(faces) <= EVIDENCE_PER_PERSON:
+            return set(faces)
+        arr = np.asarray(faces, dtype=np.int64)
+        at = np.asarray([self.at[f] for f in faces], dtype=np.int64)
+        return set(arr[choose_evidence(arr, self.mat[at], self.quality[at])].tolist())
+
+    def _research(self, lost: set[int]) -> None:
+        live_rows = np.asarray(sorted(self.rows.values()), dtype=np.int64)
+        if len(live_rows) == 0:
+            return
+        hit = np.isin(self.nn_ref[live_rows], np.asarray(sorted(lost), dtype=np.int64)).any(axis=1)
+        rows = live_rows[hit]
+        if len(rows) == 0:
+            return
+        faces = self.row_face[rows].tolist()
+        dist, ref = self._neighbours(faces)
+        self.nn_d[rows] = dist
+        self.nn_ref[rows] = ref
+        for f in faces:
+            self._invalidate(f)
 
     def _merge_new_refs(self, new_refs: list[int]) -> None:
         if not self.rows:
             return
         queries = list(self.rows)
         at = np.asarray([self.rows[f] for f in queries], dtype=np.int64)
-        new_ids, new_mat = self._ref_arrays(new_refs)
-        d, i = nearest(np.stack([self.vectors[f] for f in queries]), new_mat, min(TOP_K, len(new_refs)))
+        new_ids = np.asarray(new_refs, dtype=np.int64)
+        d, i = nearest(self._vectors(queries), self._vectors(new_refs), min(TOP_K, len(new_refs)))
         hit = d[:, 0] < self.nn_d[at, -1]
         if not hit.any():
             return
@@ -287,7 +536,7 @@ class SuggestionIndex:
         self.nn_d[at] = np.take_along_axis(dist, order, axis=1)
         self.nn_ref[at] = np.take_along_axis(ref, order, axis=1)
         for n in np.flatnonzero(hit):
-            self.cache.pop(queries[n], None)
+            self._invalidate(queries[n])
 
     # --- scoring ------------------------------------------------------------------------------
 
@@ -299,9 +548,7 @@ class SuggestionIndex:
         row = self.rows.get(fid)
         if row is None:
             return {}
-        refs = self.nn_ref[row]
-        owners = np.asarray([self.state[r][0] if r >= 0 and r in self.state else -1 for r in refs.tolist()])
-        got = person_distances(self.nn_d[row], owners, self.rejected.get(fid, frozenset()))
+        got = person_distances(self.nn_d[row], self.owner_of[self.nn_ref[row]], self.rejected.get(fid, frozenset()))
         self.cache[fid] = got
         return got
 
@@ -310,33 +557,69 @@ class SuggestionIndex:
         return [Suggestion(pid, self.names.get(pid, str(pid)), confidence_for(d), d)
                 for pid, d in ranked if d <= SUGGEST_MAX_DISTANCE][:limit]
 
+    def _group_item(self, key: GroupKey, fids: Iterable[int]) -> SuggestionItem | None:
+        """The work item of one group: its faces close to the person most of them are close to."""
+        per_face = {f: self.person_distances(f) for f in fids}
+        votes: dict[int, list[float]] = {}
+        for f, dists in per_face.items():
+            for pid, d in dists.items():
+                if d <= SUGGEST_MAX_DISTANCE:
+                    votes.setdefault(pid, []).append(d)
+        if not votes:
+            return None
+        # the person most faces are close to; ties by the median distance
+        pid = min(votes, key=lambda p: (-len(votes[p]), _median(votes[p]), p))
+        members = sorted(f for f, dists in per_face.items() if dists.get(pid, 9.9) <= SUGGEST_MAX_DISTANCE)
+        d = _median([per_face[f][pid] for f in members])
+        return SuggestionItem(face_ids=members, person_id=pid, person_name=self.names.get(pid, str(pid)),
+                              confidence=confidence_for(d), distance=d,
+                              cluster_id=key[1] if key[0] == "c" else None)
+
+    def _settle(self) -> None:
+        """Score the groups whose faces changed and put their items in order."""
+        if not self.dirty:
+            return
+        dirty, self.dirty = self.dirty, set()
+        bulk = len(dirty) > 256
+        for key in dirty:
+            old = self.item_of.pop(key, None)
+            if old is not None and not bulk:
+                n = bisect_left(self.order_keys, _sort_key(old))
+                del self.order_keys[n], self.order_items[n]
+            fids = self.members.get(key)
+            item = self._group_item(key, fids) if fids else None
+            if item is None:
+                continue
+            self.item_of[key] = item
+            if not bulk:
+                k = _sort_key(item)
+                n = bisect_left(self.order_keys, k)
+                self.order_keys.insert(n, k)
+                self.order_items.insert(n, item)
+        if bulk:
+            self.order_items = sorted(self.item_of.values(), key=_sort_key)
+            self.order_keys = [_sort_key(it) for it in self.order_items]
+
     def items(self, skip: set[int]) -> list[SuggestionItem]:
         """One work item per cluster (its faces that are close to its best person) and per
-        unclustered face, most confident first."""
-        groups: dict[object, list[int]] = {}
-        for fid in self.rows:
-            if fid in skip:
-                continue
-            cid = self.state[fid][2]
-            groups.setdefault(("c", cid) if cid is not None else ("f", fid), []).append(fid)
-        out = []
-        for key, fids in groups.items():
-            per_face = {f: self.person_distances(f) for f in fids}
-            votes: dict[int, list[float]] = {}
-            for f, dists in per_face.items():
-                for pid, d in dists.items():
-                    if d <= SUGGEST_MAX_DISTANCE:
-                        votes.setdefault(pid, []).append(d)
-            if not votes:
-                continue
-            # the person most faces are close to; ties by the median distance
-            pid = min(votes, key=lambda p: (-len(votes[p]), float(np.median(votes[p])), p))
-            members = sorted(f for f, dists in per_face.items() if dists.get(pid, 9.9) <= SUGGEST_MAX_DISTANCE)
-            d = float(np.median([per_face[f][pid] for f in members]))
-            out.append(SuggestionItem(face_ids=members, person_id=pid, person_name=self.names.get(pid, str(pid)),
-                                      confidence=confidence_for(d), distance=d,
-                                      cluster_id=key[1] if key[0] == "c" else None))  # type: ignore[index]
-        out.sort(key=lambda it: (-round(it.confidence, 3), -len(it.face_ids), it.distance, it.face_ids[0]))
+        unclustered face, most confident first; faces in ``skip`` are left out."""
+        self._settle()
+        touched = {self.group_of[f] for f in skip if f in self.group_of}
+        if not touched:
+            return list(self.order_items)
+        keys, out = list(self.order_keys), list(self.order_items)
+        for key in touched:
+            old = self.item_of.get(key)
+            if old is not None:
+                n = bisect_left(keys, _sort_key(old))
+                del keys[n], out[n]
+            rest = self.members[key] - skip
+            item = self._group_item(key, rest) if rest else None
+            if item is not None:
+                k = _sort_key(item)
+                n = bisect_left(keys, k)
+                keys.insert(n, k)
+                out.insert(n, item)
         return out
 
 
