@@ -22,6 +22,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, 
 from organizer import browse, labelling
 from organizer.db import Library
 from organizer.errors import InvalidRequest, OrganizerError
+from organizer.ids import as_id
 
 # ids of the app shell that page callbacks write to (see dashboard/app.py)
 ALERT = "app-alert"
@@ -213,16 +214,22 @@ def selection_bar(page: str, actions: Sequence[str], names_id: str, *, remove_la
     ], id=f"{page}-selbar", className="selbar")
 
 
-def selected_ids(selection: dict | None) -> list[int]:
-    if not selection:
+def selected_ids(selection: dict | None) -> list:
+    """The ids of a selection store as the browser sent them; :func:`selection_action`
+    checks that each one really is an id."""
+    if not isinstance(selection, dict):
         return []
-    return [int(i) for i in selection.get("selected") or []]
+    raw = selection.get("selected") or []
+    return list(raw) if isinstance(raw, list) else [raw]
 
 
 def selection_action(lib: Library, action: str, face_ids: Sequence[int], name: str | None = None, *,
                      person_id: int | None = None) -> Feedback:
     """One fix on the selected faces, through the labelling API."""
-    ids = [int(i) for i in face_ids]
+    try:
+        ids = [as_id(i, "face id") for i in face_ids]
+    except InvalidRequest as exc:
+        return Feedback(str(exc), ok=False)
     if not ids:
         return Feedback("Select one or more faces first (click a face; shift-click selects a range).", ok=False)
     n = faces_text(len(ids))

@@ -20,11 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, distinct, func, or_, select
+from sqlalchemy import and_, case, distinct, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from .db import Library
 from .errors import ClusterNotFound, InvalidRequest, PersonNotFound
+from .ids import is_id
 from .models import Assignment, Cluster, Face, FaceThumb, Person, Photo, PhotoStatus
 
 MAX_PAGE = 5000
@@ -92,7 +93,14 @@ class PhotoInfo:
 # --- shared helpers (take an open session; also used by labelling/suggestions) ---------
 
 def live() -> object:
-    return Face.is_face.is_(True)
+    """SQL condition: the face was not marked "not a face".
+
+    Written ``is_face IS NOT 0`` (the column is NOT NULL, so this is ``is_face IS 1``) on
+    purpose: SQLite cannot use the index on ``is_face`` for it. That index matches almost
+    every row, yet without table statistics the planner prefers it over the person and
+    cluster indexes and reads the whole table (measured: 200 ms instead of 1 ms for the
+    cluster sizes at 100k faces)."""
+    return Face.is_face.is_not(False)
 
 
 def owned() -> object:
@@ -128,7 +136,7 @@ def person_by_name(s: Session, name: str) -> Person | None:
 
 
 def require_person(s: Session, person_id: int) -> Person:
-    person = s.get(Person, person_id) if isinstance(person_id, int) and not isinstance(person_id, bool) else None
+    person = s.get(Person, person_id) if is_id(person_id) else None
     if person is None:
         raise PersonNotFound(f"there is no person with id {person_id}")
     return person
@@ -161,25 +169,35 @@ def _face_infos(s: Session, query) -> list[FaceInfo]:  # type: ignore[no-untyped
     return out
 
 
+def _person_counts(whose: object):  # type: ignore[no-untyped-def]
+    """Per person matching ``whose``: faces, photos, confirmed faces, best face quality."""
+    return (select(Face.person_id, func.count(), func.count(distinct(Face.photo_id)),
+                   func.count(case((Face.assignment == Assignment.confirmed, 1))), func.max(Face.quality))
+            .where(whose, Face.assignment.in_([Assignment.confirmed, Assignment.auto]), live())
+            .group_by(Face.person_id))
+
+
 def _summaries(s: Session, people: list[Person]) -> list[PersonSummary]:
+    """Counts and covers of these people: one pass over the covering index
+    ``ix_faces_person_quality`` (no table rows read), then one index seek per person for
+    the cover when they have not chosen one."""
     if not people:
         return []
     ids = [p.id for p in people]
-    counts = {pid: (n, ph, c) for pid, n, ph, c in s.execute(
-        select(Face.person_id, func.count(Face.id), func.count(distinct(Face.photo_id)),
-               func.sum(case((Face.assignment == Assignment.confirmed, 1), else_=0)))
-        .where(live(), owned(), Face.person_id.in_(ids)).group_by(Face.person_id))}
-    need_cover = [p.id for p in people if p.cover_face_id is None and p.id in counts]
+    whose = Face.person_id.in_(ids) if len(ids) <= 500 else Face.person_id.is_not(None)
+    counts = {pid: (n, photos, confirmed, best_quality)
+              for pid, n, photos, confirmed, best_quality in s.execute(_person_counts(whose))}
+    # the best-quality face (ties: lowest id) of each person without a chosen cover
+    need_cover = [(p.id, counts[p.id][3]) for p in people if p.cover_face_id is None and p.id in counts]
     best: dict[int, int] = {}
-    if need_cover:
-        ranked = (select(Face.person_id, Face.id,
-                         func.row_number().over(partition_by=Face.person_id,
-                                                order_by=(Face.quality.desc(), Face.id)).label("rk"))
-                  .where(live(), owned(), Face.person_id.in_(need_cover)).subquery())
-        best = {pid: fid for pid, fid in s.execute(select(ranked.c.person_id, ranked.c.id).where(ranked.c.rk == 1))}
+    for a in range(0, len(need_cover), 400):
+        best.update(s.execute(
+            select(Face.person_id, func.min(Face.id))
+            .where(tuple_(Face.person_id, Face.quality).in_(need_cover[a:a + 400]), live(), owned())
+            .group_by(Face.person_id)).all())
     out = []
     for p in people:
-        n, photos, confirmed = counts.get(p.id, (0, 0, 0))
+        n, photos, confirmed, _q = counts.get(p.id, (0, 0, 0, 0.0))
         out.append(PersonSummary(
             id=p.id, name=p.name, hidden=bool(p.hidden), face_count=int(n), photo_count=int(photos),
             cover_face_id=p.cover_face_id if p.cover_face_id is not None else best.get(p.id),
@@ -271,7 +289,7 @@ def count_clusters(lib: Library) -> int:
 
 def get_cluster(lib: Library, cluster_id: int) -> ClusterSummary:
     with lib.session() as s:
-        cluster = s.get(Cluster, cluster_id)
+        cluster = s.get(Cluster, cluster_id) if is_id(cluster_id) else None
         if cluster is None:
             raise ClusterNotFound(f"there is no cluster with id {cluster_id}")
         n = s.scalar(select(func.count(Face.id)).where(Face.cluster_id == cluster_id, live(), unowned())) or 0
@@ -282,7 +300,7 @@ def cluster_faces(lib: Library, cluster_id: int, limit: int = 200, offset: int =
     """The unnamed faces of a cluster, best quality first. ClusterNotFound if unknown."""
     limit, offset = _page(limit, offset)
     with lib.session() as s:
-        if s.get(Cluster, cluster_id) is None:
+        if not is_id(cluster_id) or s.get(Cluster, cluster_id) is None:
             raise ClusterNotFound(f"there is no cluster with id {cluster_id}")
         return _face_infos(s, _face_query().where(Face.cluster_id == cluster_id, live(), unowned())
                            .order_by(Face.quality.desc(), Face.id).limit(limit).offset(offset))
@@ -338,7 +356,7 @@ def photo_faces(lib: Library, photo_id: int, *, include_not_faces: bool = False)
     from .errors import NotFound
 
     with lib.session() as s:
-        photo = s.get(Photo, photo_id)
+        photo = s.get(Photo, photo_id) if is_id(photo_id) else None
         if photo is None:
             raise NotFound(f"there is no photo with id {photo_id}")
         q = _face_query().where(Face.photo_id == photo_id)
@@ -353,6 +371,8 @@ def photo_faces(lib: Library, photo_id: int, *, include_not_faces: bool = False)
 
 def face_thumbnail(lib: Library, face_id: int) -> bytes | None:
     """The face's small JPEG crop, or None when there is none (or no such face)."""
+    if not is_id(face_id):
+        return None
     with lib.session() as s:
         return s.scalar(select(FaceThumb.jpeg).where(FaceThumb.face_id == face_id))
 

@@ -100,6 +100,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
     print(f"scanned {report.root}: {report.summary()}")
+    if not args.no_cluster and (report.faces_added or report.faces_removed):
+        # group the new faces right away (label-preserving), so the next step is naming
+        from .clustering import cluster_faces
+
+        print(cluster_faces(lib, settings=settings).summary())
     if report.errors and not args.quiet:
         shown = report.errors[:10]
         print(f"{len(report.errors)} file(s) could not be read:")
@@ -577,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upsample", type=_non_negative_int, help="detector upsampling, finds smaller faces (default 1)")
     p.add_argument("--max-size", type=_positive_int, metavar="PX", help="longest side a photo is decoded to (default 1600)")
     p.add_argument("--new-root", action="store_true", help="the library's photos moved to PHOTO_DIR: re-point it")
+    p.add_argument("--no-cluster", action="store_true",
+                   help="do not group new faces after the scan (run `organizer cluster` later)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_scan)
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy import create_engine, event, inspect, make_url, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,18 +30,33 @@ BUSY_TIMEOUT_S = 60
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        # a read-only library (write-protected card, mode=ro): reading still works, and
+        # each write fails with a clear message (see Library.session)
+        pass
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.close()
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file a sqlite URL names (also ``sqlite:///file:PATH?mode=ro&uri=true``)."""
+    database = make_url(url).database or ""
+    if database.startswith("file:"):
+        database = database[5:].split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            parent = Path(path).parent
+        path = _sqlite_file(url)
+        if path is not None:
+            parent = path.parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -116,7 +131,8 @@ class Library:
                 raise LibraryError(f"{url} is not an organizer library")
         except (OperationalError, sqlite3.DatabaseError) as exc:
             engine.dispose()
-            raise LibraryError(f"cannot open the library {url}: {_reason(exc)}") from exc
+            friendly = storage_error(exc)
+            raise LibraryError(f"cannot open the library {url}: {friendly or _reason(exc)}") from exc
         except SQLAlchemyError as exc:
             engine.dispose()
             raise LibraryError(f"cannot open the library {url}: {_reason(exc)}") from exc
@@ -124,13 +140,24 @@ class Library:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: commits when the block ends, rolls back if it raises."""
+        """One transaction: commits when the block ends, rolls back if it raises.
+
+        When the storage itself fails (disk full, read-only file, locked by another
+        program for longer than the busy timeout, I/O error) the transaction is rolled
+        back (nothing of it is written) and :class:`LibraryError` says why in one line.
+        """
         s = self._sessions()
         try:
             yield s
             s.commit()
+        except (OperationalError, sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            _rollback_quietly(s)
+            friendly = storage_error(exc)
+            if friendly is None:
+                raise
+            raise friendly from exc
         except BaseException:
-            s.rollback()
+            _rollback_quietly(s)
             raise
         finally:
             s.close()
@@ -153,6 +180,42 @@ class Library:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _rollback_quietly(s: Session) -> None:
+    try:
+        s.rollback()
+    except (SQLAlchemyError, sqlite3.Error):
+        # the connection is already gone (e.g. an I/O error): SQLite rolls back an
+        # unfinished transaction itself, from the journal, when the file is next opened
+        pass
+
+
+#: SQLite's words for a storage failure -> what the user is told
+_STORAGE_ERRORS = (
+    ("database or disk is full", "the disk holding the library is full; nothing of the last step was saved "
+                                 "(free some space and run it again)"),
+    ("readonly database", "the library file is read-only; nothing was changed (check the file's permissions, "
+                          "or copy the library to a writable place)"),
+    ("read-only", "the library file is read-only; nothing was changed (check the file's permissions, "
+                  "or copy the library to a writable place)"),
+    ("database is locked", "the library is locked by another program (waited {timeout} s); nothing was changed "
+                           "- close the other program and try again"),
+    ("disk i/o error", "the library file could not be written (disk I/O error); nothing of the last step was "
+                       "saved (is the disk full, or was it removed?)"),
+    ("unable to open database", "the library file cannot be opened; nothing was changed"),
+    ("file is not a database", "the library file is damaged or is not an organizer library"),
+    ("database disk image is malformed", "the library file is damaged (restore it from a backup)"),
+)
+
+
+def storage_error(exc: BaseException) -> LibraryError | None:
+    """A one-line :class:`LibraryError` for a storage failure, None for anything else."""
+    text = _reason(exc).lower()
+    for words, message in _STORAGE_ERRORS:
+        if words in text:
+            return LibraryError(message.format(timeout=BUSY_TIMEOUT_S))
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from .browse import clean_name, live, person_by_name, require_person, unowned
 from .db import Library
 from .errors import ClusterNotFound, FaceNotFound, InvalidRequest, PersonNotFound
+from .ids import as_id, is_id
 from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Operation, Person, utcnow
 
 MAX_FACES_PER_OP = 100_000
@@ -157,12 +158,7 @@ def _face_id_list(face_ids: Sequence[int] | Iterable[int]) -> list[int]:
     ids: list[int] = []
     seen: set[int] = set()
     for raw in face_ids:
-        if isinstance(raw, bool):
-            raise InvalidRequest(f"{raw!r} is not a face id")
-        try:
-            fid = int(raw)
-        except (TypeError, ValueError):
-            raise InvalidRequest(f"{raw!r} is not a face id") from None
+        fid = as_id(raw, "face id")
         if fid not in seen:
             seen.add(fid)
             ids.append(fid)
@@ -233,7 +229,7 @@ def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
     person id."""
     with lib.session() as s:
         rec = Recorder(s)
-        cluster = s.get(Cluster, cluster_id)
+        cluster = s.get(Cluster, cluster_id) if is_id(cluster_id) else None
         if cluster is None:
             raise ClusterNotFound(f"there is no cluster with id {cluster_id}")
         text = clean_name(name)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from .db import Library
 from .errors import NotFound
+from .ids import is_id
 from .imaging import open_image
 from .models import Photo
 
@@ -57,7 +58,7 @@ def photo_file(lib: Library, photo_id: int) -> Path:
     """
     root = lib.root
     with lib.session() as s:
-        photo = s.get(Photo, int(photo_id))
+        photo = s.get(Photo, photo_id) if is_id(photo_id) else None
         rel = photo.path if photo is not None else None
     if rel is None:
         raise PhotoNotFound(f"there is no photo {photo_id}")

@@ -636,6 +636,22 @@ def scan(library: Library, photo_dir: str | Path, settings: Settings | None = No
         progress(ScanProgress(0, total, 0, report.failed))
     try:
         for res in runner.run(plan.todo):
+            if res.error and not os.path.lexists(root / res.rel):
+                if _root_present(root) and not _root_empty(root):
+                    # deleted while we were scanning: not a bad file; the next scan
+                    # sees it gone and forgets it the usual way
+                    done += 1
+                    continue
+                # the disk was unplugged (or the folder moved away) under us: the files are
+                # not bad, they are out of reach. Keep what was read, record nothing for
+                # the rest, and stop; the next scan carries on from here.
+                if batch:
+                    commit_results(library, batch, opts.label, report)
+                    batch = []
+                raise PhotoRootError(
+                    f"the photo folder {root} disappeared during the scan (disk unplugged?); "
+                    f"{done} of {total} photos were saved and nothing was forgotten - "
+                    "run the scan again when it is back")
             batch.append((res, existing.get(res.rel)))
             done += 1
             if len(batch) >= settings.batch_size or time.monotonic() - last_commit > 5:
@@ -664,6 +680,22 @@ def scan(library: Library, photo_dir: str | Path, settings: Settings | None = No
     report.seconds = time.monotonic() - started
     _finish_run(library, run_id, report)
     return report
+
+
+def _root_present(root: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(root).st_mode)
+    except OSError:
+        return False
+
+
+def _root_empty(root: Path) -> bool:
+    """An empty photo folder mid-scan is an unplugged disk's mount point."""
+    try:
+        with os.scandir(root) as it:
+            return next(it, None) is None
+    except OSError:
+        return True
 
 
 def _finish_run(library: Library, run_id: int, report: ScanReport) -> None:

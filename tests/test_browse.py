@@ -91,3 +91,34 @@ def test_browsing_writes_nothing(lib: Library) -> None:
     browse.unassigned_faces(lib)
     browse.get_person(lib, browse.list_people(lib)[0].id)
     assert snapshot(lib) == before
+
+
+def test_cover_is_the_best_quality_face_with_ties_to_the_lowest_id(lib: Library) -> None:
+    from sqlalchemy import update
+
+    from organizer.models import Face
+
+    alice = browse.find_person(lib, "Alice Smith")
+    faces = browse.person_faces(lib, alice.id)
+    assert alice.cover_face_id == min(faces, key=lambda f: (-f.quality, f.id)).id
+    # equal qualities: the lowest id wins, whatever order the index holds them in
+    with lib.session() as s:
+        s.execute(update(Face).where(Face.id.in_([f.id for f in faces])).values(quality=0.5))
+    assert browse.get_person(lib, alice.id).cover_face_id == min(f.id for f in faces)
+    labelling.set_cover(lib, alice.id, faces[-1].id)
+    again = browse.get_person(lib, alice.id)
+    assert again.cover_face_id == faces[-1].id and again.cover_chosen
+
+
+def test_people_and_cluster_queries_read_only_the_covering_indexes(lib: Library) -> None:
+    """At 100k faces reading face rows made these pages slow (revision 0002): the planner
+    must answer the people counts and the open-cluster sizes from the indexes alone."""
+    from organizer.browse import _open_cluster_sizes, _person_counts
+    from organizer.models import Face
+
+    people = _person_counts(Face.person_id.in_([p.id for p in browse.list_people(lib)]))
+    with lib.session() as s:
+        for query, index in ((people, "ix_faces_person_quality"), (_open_cluster_sizes(), "ix_faces_cluster_open")):
+            sql = str(query.compile(compile_kwargs={"literal_binds": True}))
+            plan = " ".join(row[-1] for row in s.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+            assert f"COVERING INDEX {index}" in plan, plan

@@ -82,11 +82,14 @@ def driver():  # type: ignore[no-untyped-def]
 
 
 def wait(d, condition, message: str = ""):  # type: ignore[no-untyped-def]
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # Dash replaces DOM nodes when a callback re-renders: an element found in one poll can
+    # be gone by the next line, so such a poll counts as "not yet" rather than a failure
+    ignored = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(d, WAIT_S, poll_frequency=0.1).until(condition, message)
+        return WebDriverWait(d, WAIT_S, poll_frequency=0.1, ignored_exceptions=ignored).until(condition, message)
     except TimeoutException:
         pytest.fail(f"{message} (page {d.current_url}; messages shown: {toast_text(d)!r})")
 

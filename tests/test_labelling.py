@@ -226,6 +226,14 @@ BAD_REQUESTS = {
     "split confirmed": (InvalidRequest, lambda lib, p, f: labelling.split_faces(lib, [f, _owned(lib, p)[0]])),
     "hide twice": (InvalidRequest, lambda lib, p, f: labelling.set_hidden(lib, p, False)),
     "too long name": (InvalidRequest, lambda lib, p, f: labelling.move_faces(lib, [f], "x" * 500)),
+    # int() would take these as faces 1 / 2 / 3 (acting on faces nobody picked), and SQLite
+    # cannot look up a number past 64 bits at all
+    "True as a face id": (InvalidRequest, lambda lib, p, f: labelling.assign_faces(lib, [True], "New")),
+    "float face id": (InvalidRequest, lambda lib, p, f: labelling.assign_faces(lib, [float(f)], "New")),
+    "text face id": (InvalidRequest, lambda lib, p, f: labelling.assign_faces(lib, [str(f)], "New")),
+    "huge face id": (InvalidRequest, lambda lib, p, f: labelling.assign_faces(lib, [10 ** 30], "New")),
+    "huge cluster id": (ClusterNotFound, lambda lib, p, f: labelling.name_cluster(lib, 10 ** 30, "X")),
+    "huge person id": (PersonNotFound, lambda lib, p, f: labelling.rename_person(lib, 10 ** 30, "X")),
 }
 
 
@@ -277,3 +285,62 @@ def test_cli_labels_a_library_end_to_end(lfw_lib: Library, capsys: pytest.Captur
     assert main(["suggest", *db]) == 0
     assert main(["clusters", *db]) == 0
     assert main(["not-a-face", "987654", *db]) == 1
+
+
+def _stored_vs_actual_cluster_sizes(lib: Library) -> tuple[dict[int, int], dict[int, int]]:
+    """(Cluster.size as stored, the number of open faces counted from the faces) per cluster."""
+    from sqlalchemy import func
+
+    from organizer.browse import live, unowned
+
+    with lib.session() as s:
+        stored = dict(s.execute(select(Cluster.id, Cluster.size)).all())
+        counted = dict(s.execute(select(Face.cluster_id, func.count(Face.id))
+                                 .where(Face.cluster_id.is_not(None), live(), unowned())
+                                 .group_by(Face.cluster_id)).all())
+    return stored, {cid: counted.get(cid, 0) for cid in stored}
+
+
+def test_cluster_sizes_stay_exact_after_every_operation_and_undo(lfw_lib: Library) -> None:
+    """Cluster.size (what the status page counts groups by) is the number of the cluster's
+    open faces after every operation, every undo and every re-clustering; list_clusters
+    reports the same sizes."""
+    from organizer.suggestions import accept_suggestion, next_suggestion, reject_suggestion
+
+    cluster_faces(lfw_lib)
+
+    def check(step: str) -> None:
+        stored, actual = _stored_vs_actual_cluster_sizes(lfw_lib)
+        assert stored == actual, step
+        assert {c.id: c.size for c in list_clusters(lfw_lib, limit=1000)} == {
+            cid: n for cid, n in actual.items() if n > 0}, step
+
+    check("clustered")
+    clusters = list_clusters(lfw_lib, limit=1000)
+    alice = labelling.name_cluster(lfw_lib, clusters[0].id, "Alice")
+    check("name")
+    bob = labelling.name_cluster(lfw_lib, clusters[1].id, "Bob")
+    check("name 2")
+    new_group = labelling.split_faces(lfw_lib, faces_of_cluster(lfw_lib, clusters[2].id)[:2])
+    check("split")
+    labelling.assign_faces(lfw_lib, faces_of_cluster(lfw_lib, new_group)[:1], "Carol")
+    check("assign from a group")
+    labelling.remove_faces(lfw_lib, _owned(lfw_lib, alice)[:1])
+    check("remove")
+    labelling.move_faces(lfw_lib, _owned(lfw_lib, bob)[:1], "Alice")
+    check("move")
+    labelling.mark_not_face(lfw_lib, faces_of_cluster(lfw_lib, clusters[3].id)[:1])
+    check("not a face")
+    cluster_faces(lfw_lib)
+    check("re-clustered with people named")
+    item = next_suggestion(lfw_lib)
+    if item is not None:
+        accept_suggestion(lfw_lib, item.face_ids[:1], item.person_id)
+        check("accept")
+        if len(item.face_ids) > 1:
+            reject_suggestion(lfw_lib, item.face_ids[1:2], item.person_id)
+            check("reject")
+    labelling.merge_people(lfw_lib, bob, alice)
+    check("merge")
+    while labelling.undo(lfw_lib):
+        check("undo")

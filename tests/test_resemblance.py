@@ -62,9 +62,11 @@ def person_id(lib: Library, name: str) -> int:
 
 
 def faces_of(lib: Library, name: str) -> list[int]:
+    """In photo-path order: face ids follow the order parallel workers finished in, which
+    changes from scan to scan, and the tests must pick the same faces every run."""
     with lib.session() as s:
-        return list(s.scalars(select(Face.id).join(Person, Person.id == Face.person_id)
-                              .where(Person.name == name).order_by(Face.id)))
+        return list(s.scalars(select(Face.id).join(Person, Person.id == Face.person_id).join(Photo)
+                              .where(Person.name == name).order_by(Photo.path, Face.id)))
 
 
 def move_to_new_person(lib: Library, face_ids: list[int], name: str, birth: date | None = None) -> int:
@@ -134,7 +136,7 @@ def test_unrelated_pairs_centre_on_no_resemblance(lib: Library) -> None:
 def test_intervals_contain_the_score_and_shrink_with_more_photos(lib: Library) -> None:
     bush = faces_of(lib, "George_W_Bush")
     move_to_new_person(lib, bush[:3], "Kid few")
-    move_to_new_person(lib, bush[3:18], "Kid many")
+    move_to_new_person(lib, bush[3:], "Kid many")
     few = R.resemble(lib, "Kid few", ["Tony_Blair", "Hugo_Chavez"], rounds=600)
     many = R.resemble(lib, "Kid many", ["Tony_Blair", "Hugo_Chavez"], rounds=600)
     for res in (few, many):

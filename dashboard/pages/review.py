@@ -119,7 +119,7 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
     def _name(_clicks, _submits, _accepts, values, ids):  # type: ignore[no-untyped-def]
         if not ui.fired() or not isinstance(ctx.triggered_id, dict):
             return no_update, no_update
-        cluster_id = int(ctx.triggered_id["index"])
+        cluster_id = ctx.triggered_id.get("index")  # checked by the library: an unknown id is a message
         if ctx.triggered_id["type"] == "review-accept":
             return ui.respond(accept_group_suggestion(lib, cluster_id))
         by_cluster = {i["index"]: v for i, v in zip(ids, values)}

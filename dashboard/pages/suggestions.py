@@ -7,6 +7,8 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from organizer import browse, suggestions
 from organizer.db import Library
+from organizer.errors import InvalidRequest
+from organizer.ids import as_id
 
 from .. import components as ui
 
@@ -53,10 +55,14 @@ def render_question(lib: Library, item: suggestions.SuggestionItem | None, remai
 
 def answer(lib: Library, action: str, current: dict | None, skipped: list[int]) -> tuple[ui.Feedback | None, list[int]]:
     """Carry out one answer; returns (feedback or None for a skip, faces skipped so far)."""
-    if not current:
+    if not isinstance(current, dict):
         return ui.Feedback("There is no question to answer.", ok=False), skipped
-    ids = [int(i) for i in current["face_ids"]]
-    person_id = int(current["person_id"])
+    raw_ids = current.get("face_ids")
+    try:
+        ids = [as_id(i, "face id") for i in (raw_ids if isinstance(raw_ids, list) else [raw_ids])]
+        person_id = as_id(current.get("person_id"), "person id")
+    except InvalidRequest as exc:
+        return ui.Feedback(str(exc), ok=False), skipped
     name = current.get("person_name") or "them"
     n = ui.faces_text(len(ids))
     if action == "skip":

@@ -1,0 +1,26 @@
+"""What counts as a row id when one arrives from outside (a CLI argument, a browser).
+
+``int()`` is too forgiving for this: it turns ``2.5`` into 2, ``True`` into 1 and ``"3"``
+into 3, so a malformed request would act on a face nobody picked; and SQLite cannot even
+look up a number past 64 bits (an ``OverflowError`` instead of "not found"). Every entry
+point that takes ids from a user goes through :func:`as_id`.
+"""
+from __future__ import annotations
+
+from .errors import InvalidRequest
+
+#: SQLite's largest integer; a bigger "id" cannot name a row
+MAX_ID = 2**63 - 1
+
+
+def is_id(value: object) -> bool:
+    """A real whole number (not a bool, float or string) in SQLite's range, 1 or more."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+
+
+def as_id(value: object, what: str = "id") -> int:
+    """``value`` as a row id, or :class:`InvalidRequest` saying it is not one."""
+    if not is_id(value):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise InvalidRequest(f"{shown} is not a {what}")
+    return value  # type: ignore[return-value]

@@ -1,0 +1,185 @@
+"""Forgetting face data for good: one person's, or everybody's.
+
+A deleted row is not gone from an SQLite file: its bytes stay in free pages of the
+database and in older frames of the write-ahead log until they happen to be reused. So
+both functions delete the rows in one transaction and then rebuild the file (``VACUUM``)
+and empty the log (``wal_checkpoint(TRUNCATE)``): afterwards no embedding or thumbnail
+byte of what was forgotten is left in ``library.db`` or ``library.db-wal``.
+
+What stays, on purpose:
+
+* **photos** (path, size, date, content hash): they are the user's files, not face data,
+  and keeping them means a later ``organizer scan`` sees them as already read and does
+  *not* detect the forgotten faces again. (To start from scratch, delete the library file.)
+* with :func:`forget_all_faces`, **people** (names, birth dates, hidden flag): they are
+  what the user typed, not biometric data; they simply have no faces any more. ``organizer
+  forget NAME`` removes a person completely.
+
+The undo history goes too where it mentions what was forgotten (it holds face ids and
+names, and undoing into deleted rows makes no sense); forgetting itself cannot be undone.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from .browse import person_by_name
+from .db import Library
+from .errors import LibraryError, PersonNotFound
+from .labelling import refresh_cluster_sizes
+from .models import Cluster, ClusterRun, Face, FaceRejection, FaceThumb, Operation, Person, Photo
+
+
+@dataclass
+class ForgetReport:
+    """What was deleted, and whether the bytes left the database file."""
+
+    person: str | None = None
+    faces: int = 0
+    thumbnails: int = 0
+    rejections: int = 0
+    people: int = 0
+    clusters: int = 0
+    operations: int = 0
+    photos_kept: int = 0
+    #: True when VACUUM and a full WAL checkpoint ran (SQLite); False elsewhere or when
+    #: another program kept the log busy (then run the command again once it has closed)
+    bytes_purged: bool = False
+    file_bytes_before: int = 0
+    file_bytes_after: int = 0
+
+    def summary(self) -> str:
+        who = f"{self.person}: " if self.person else ""
+        text = (f"{who}forgot {self.faces} face(s) with their embeddings and {self.thumbnails} thumbnail(s), "
+                f"{self.rejections} rejection(s), {self.operations} undo step(s)")
+        if self.people:
+            text += f", {self.people} person" if self.people == 1 else f", {self.people} people"
+        if self.clusters:
+            text += f", {self.clusters} cluster(s)"
+        text += f"; {self.photos_kept} photo(s) kept"
+        if self.bytes_purged:
+            text += f"; library file compacted ({_mb(self.file_bytes_before)} -> {_mb(self.file_bytes_after)})"
+        return text
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _mentions(payload: dict, person_id: int | None, face_ids: set[int]) -> bool:
+    """Does an operation's undo record name this person or one of these faces?"""
+    payload = payload or {}
+    faces = payload.get("faces", {}) or {}
+    if any(int(k) in face_ids for k in faces):
+        return True
+    if person_id is None:
+        return False
+    if any(isinstance(v, dict) and v.get("person_id") == person_id for v in faces.values()):
+        return True
+    people = set(payload.get("people", {}) or {}) | set(payload.get("people_deleted", {}) or {})
+    if str(person_id) in people or person_id in (payload.get("people_created") or []):
+        return True
+    pairs = (payload.get("rejections_added") or []) + (payload.get("rejections_removed") or [])
+    return any(len(p) == 2 and (p[1] == person_id or p[0] in face_ids) for p in pairs)
+
+
+def _delete_faces(s: Session, face_ids: list[int], report: ForgetReport) -> None:
+    for start in range(0, len(face_ids), 500):
+        chunk = face_ids[start:start + 500]
+        report.thumbnails += s.execute(delete(FaceThumb).where(FaceThumb.face_id.in_(chunk))).rowcount or 0
+        report.rejections += s.execute(delete(FaceRejection).where(FaceRejection.face_id.in_(chunk))).rowcount or 0
+        s.execute(update(Person).where(Person.cover_face_id.in_(chunk)).values(cover_face_id=None))
+        report.faces += s.execute(delete(Face).where(Face.id.in_(chunk))).rowcount or 0
+
+
+def forget_person(lib: Library, name: str) -> ForgetReport:
+    """Delete person ``name`` with all their faces, embeddings, thumbnails and rejections
+    (every face given to them, confirmed or automatic), keeping the photos; then purge
+    the bytes from the file. :class:`PersonNotFound` if nobody has that name."""
+    with lib.session() as s:
+        person = person_by_name(s, name)
+        if person is None:
+            raise PersonNotFound(f"there is no person named {' '.join((name or '').split())!r}")
+        pid, pname = person.id, person.name
+        report = ForgetReport(person=pname)
+        face_ids = list(s.scalars(select(Face.id).where(Face.person_id == pid)))
+        clusters = set(s.scalars(select(Face.cluster_id).where(Face.person_id == pid, Face.cluster_id.is_not(None))))
+        photos = set(s.scalars(select(Face.photo_id).where(Face.person_id == pid)))
+        _delete_faces(s, face_ids, report)
+        # "this face is not <pid>" rows are about other people's faces: they go with pid
+        report.rejections += s.execute(delete(FaceRejection).where(FaceRejection.person_id == pid)).rowcount or 0
+        forgotten = set(face_ids)
+        named = re.compile(r"(?<!\w)" + re.escape(pname.lower()) + r"(?!\w)")
+        for op_id, payload, description in s.execute(select(Operation.id, Operation.undo, Operation.description)):
+            if _mentions(payload, pid, forgotten) or named.search((description or "").lower()):
+                s.execute(delete(Operation).where(Operation.id == op_id))
+                report.operations += 1
+        s.execute(delete(Person).where(Person.id == pid))
+        report.people = 1
+        refresh_cluster_sizes(s, clusters)
+        report.photos_kept = len(photos)
+    _purge_bytes(lib, report)
+    return report
+
+
+def forget_all_faces(lib: Library) -> ForgetReport:
+    """Delete every face, embedding, thumbnail, rejection, cluster and the undo history,
+    keeping photos and people (see the module docstring); then purge the bytes."""
+    report = ForgetReport()
+    with lib.session() as s:
+        report.photos_kept = s.scalar(select(func.count()).select_from(Photo)) or 0
+        report.thumbnails = s.execute(delete(FaceThumb)).rowcount or 0
+        report.rejections = s.execute(delete(FaceRejection)).rowcount or 0
+        s.execute(update(Person).values(cover_face_id=None))
+        report.faces = s.execute(delete(Face)).rowcount or 0
+        report.clusters = s.execute(delete(Cluster)).rowcount or 0
+        s.execute(delete(ClusterRun))
+        report.operations = s.execute(delete(Operation)).rowcount or 0
+    _purge_bytes(lib, report)
+    return report
+
+
+def _sqlite_files(lib: Library) -> list[Path]:
+    db = lib.engine.url.database
+    if not db or db == ":memory:":
+        return []
+    return [Path(db), Path(f"{db}-wal")]
+
+
+def _size(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.exists())
+
+
+def _purge_bytes(lib: Library, report: ForgetReport) -> None:
+    """Rebuild the file and empty the write-ahead log so deleted rows leave the disk.
+
+    Runs on a raw connection in autocommit: VACUUM cannot run inside a transaction, and
+    the library's sessions always open one (BEGIN IMMEDIATE).
+    """
+    if lib.engine.dialect.name != "sqlite":
+        # PostgreSQL & co. reclaim space themselves; their files are not ours to rewrite
+        return
+    files = _sqlite_files(lib)
+    report.file_bytes_before = _size(files)
+    raw = lib.engine.raw_connection()
+    try:
+        conn: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        conn.isolation_level = None
+        try:
+            conn.execute("VACUUM")
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise LibraryError(f"the faces were deleted, but the library file could not be compacted: {exc} "
+                               "(run the command again when nothing else uses the library)") from exc
+        report.bytes_purged = busy == 0
+    finally:
+        raw.close()
+    report.file_bytes_after = _size(files)
+
+
+__all__ = ["ForgetReport", "forget_person", "forget_all_faces"]
