@@ -13,6 +13,7 @@ times a rescan of an unchanged library (photos/s) on --rescan-photos LFW photos.
 
     python bench/scan.py                      # defaults: about 3-5 minutes on 2 cores
     python bench/scan.py --large 4 --rescan-photos 300   # quicker
+    python bench/scan.py --large 16 --regular 0 --rescan-photos 0   # 12 MP photos only, like a phone library
 """
 from __future__ import annotations
 

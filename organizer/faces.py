@@ -75,22 +75,22 @@ def embed(image: np.ndarray, boxes: list[Box], *, jitters: int = 1) -> list[Dete
     api = _api()
     vectors = api.face_encodings(image, boxes, num_jitters=jitters, model="small")
     shapes = api._raw_face_landmarks(image, boxes, model="large")
-    grey = image.mean(axis=2).astype(np.float32)
     out: list[DetectedFace] = []
     for box, vec, shape in zip(boxes, vectors, shapes):
         pts = [[p.x, p.y] for p in shape.parts()]
         landmarks = {name: [pts[i] for i in idx] for name, idx in LANDMARK_GROUPS.items()}
-        out.append(DetectedFace(box, np.asarray(vec, dtype=np.float64), landmarks, _sharpness(grey, box), _frontal(pts)))
+        out.append(DetectedFace(box, np.asarray(vec, dtype=np.float64), landmarks, _sharpness(image, box), _frontal(pts)))
     return out
 
 
-def _sharpness(grey: np.ndarray | None, box: Box) -> float:
-    if grey is None:
-        return 0.0
+def _sharpness(image: np.ndarray, box: Box) -> float:
+    """Variance of the Laplacian of the face's grey levels. Only the face region is
+    turned grey: the whole 1600 px photo would cost 70 ms, more than the face itself."""
     top, right, bottom, left = box
-    region = grey[top:bottom, left:right]
+    region = image[max(0, top):bottom, max(0, left):right]
     if region.shape[0] < 3 or region.shape[1] < 3:
         return 0.0
+    region = region.mean(axis=2, dtype=np.float32)
     lap = (region[1:-1, 1:-1] * 4 - region[:-2, 1:-1] - region[2:, 1:-1] - region[1:-1, :-2] - region[1:-1, 2:])
     return float(lap.var())
 
