@@ -251,13 +251,19 @@ def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
 
 def assign_faces(lib: Library, face_ids: Sequence[int], name: str) -> int:
     """Confirm these faces as ``name`` (created if new). Returns the person id."""
+    return _confirm_as(lib, face_ids, name, "assign", "assigned")
+
+
+def _confirm_as(lib: Library, face_ids: Sequence[int], name: str, kind: str, verb: str) -> int:
+    """Assign and move: one transaction that confirms the faces as ``name``, recorded as
+    operation ``kind`` (what undo and the history show)."""
     with lib.session() as s:
         rec = Recorder(s)
         faces = load_faces(s, face_ids)
         person, created = _person_for_name(rec, name)
         _confirm(rec, faces, person)
         extra = " (new person)" if created else ""
-        rec.save("assign", f"assigned {_faces_text(len(faces))} to {person.name}{extra}")
+        rec.save(kind, f"{verb} {_faces_text(len(faces))} to {person.name}{extra}")
         return person.id
 
 
@@ -370,15 +376,8 @@ def remove_faces(lib: Library, face_ids: Sequence[int]) -> None:
 
 def move_faces(lib: Library, face_ids: Sequence[int], name: str) -> int:
     """Confirm faces as another person (created if new); the person they left is
-    remembered as "not this person". Returns the person id."""
-    with lib.session() as s:
-        rec = Recorder(s)
-        faces = load_faces(s, face_ids)
-        person, created = _person_for_name(rec, name)
-        _confirm(rec, faces, person)
-        extra = " (new person)" if created else ""
-        rec.save("move", f"moved {_faces_text(len(faces))} to {person.name}{extra}")
-        return person.id
+    remembered as "not this person" (by the shared confirm step). Returns the person id."""
+    return _confirm_as(lib, face_ids, name, "move", "moved")
 
 
 def mark_not_face(lib: Library, face_ids: Sequence[int]) -> None:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -333,6 +334,18 @@ class DashClient:
             "changedPropIds": changed,
         }
         return self.http.post(self.base + "/_dash-update-component", json=body, timeout=timeout)
+
+
+def walk_components(node: object) -> Iterator[dict]:
+    """Every Dash component (a dict with type and props) in a callback's JSON answer."""
+    if isinstance(node, dict):
+        if "props" in node and "type" in node:
+            yield node
+        for v in node.values():
+            yield from walk_components(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk_components(v)
 
 
 def _loads(cid: str) -> object:

@@ -178,16 +178,6 @@ def _toast(resp: requests.Response) -> tuple[str, str]:
     return kind, text
 
 
-def _walk(node: object) -> Iterator[dict]:
-    if isinstance(node, dict):
-        if "props" in node and "type" in node:
-            yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
-
 
 def _render(client: ht.DashClient, path: str, search: str = "") -> dict:
     dep = client.find("app-url", "pathname")
@@ -212,7 +202,7 @@ def test_names_with_html_and_js_are_stored_and_shown_as_text(site: dict) -> None
     for path, search in (("/", ""), ("/people", ""), ("/person", f"?id={pid}"), ("/photo", f"?id=1&face={face}"),
                          ("/resemblance", ""), ("/unassigned", ""), ("/review", ""), ("/suggestions", "")):
         tree = _render(client, path, search)
-        for comp in _walk(tree):
+        for comp in ht.walk_components(tree):
             props = comp["props"]
             assert not props.get("dangerously_allow_html"), (path, comp["type"])
             for key in ("srcDoc", "dangerouslySetInnerHTML"):
@@ -328,7 +318,7 @@ def test_oversized_and_hostile_uploads_to_lookalike(site: dict) -> None:
         text = json.dumps(resp.json())
         assert "toast-error" in text and words in text, (label, text[:300])
         assert time.monotonic() - t0 < 60, label
-        for comp in _walk(resp.json()):
+        for comp in ht.walk_components(resp.json()):
             assert not comp["props"].get("dangerously_allow_html"), label
     assert snapshot(db) == before
 

@@ -23,21 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _find_store(tree: object, cid: str) -> object:
-    for comp in _walk(tree):
+    for comp in ht.walk_components(tree):
         if comp["props"].get("id") == cid:
             return comp["props"].get("data")
     return None
-
-
-def _walk(node: object):  # type: ignore[no-untyped-def]
-    if isinstance(node, dict):
-        if "props" in node and "type" in node:
-            yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
 
 
 def main(argv: list[str] | None = None) -> int:
