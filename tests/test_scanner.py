@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -378,14 +379,39 @@ def test_unreadable_file_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert ("obama/obama2.jpg", "cannot read file: Permission denied") in report.errors
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file, so chmod 000 cannot make one unreadable")
-def test_unreadable_file_by_permissions(tmp_path: Path) -> None:  # pragma: no cover - depends on user
-    root = _copy_train(tmp_path / "photos")
-    (root / "obama" / "obama2.jpg").chmod(0)
-    db = tmp_path / "lib.db"
-    lib = Library.open(db_url(db))
-    report = _scan(lib, root, db)
-    assert report.failed == 1 and "Permission denied" in report.errors[0][1]
+def test_unreadable_file_by_permissions(tmp_path: Path) -> None:
+    """A real chmod 000 file. Root reads any file, so as root the scan runs as the user
+    nobody (in a folder nobody may write), which is what a family's laptop user is."""
+    as_root = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(prefix="organizer-perm-")) if as_root else tmp_path
+    try:
+        root = _copy_train(base / "photos")
+        (root / "obama" / "obama2.jpg").chmod(0)
+        db = base / "lib.db"
+        if not as_root:
+            report = _scan(Library.open(db_url(db)), root, db)
+            assert report.failed == 1 and "Permission denied" in report.errors[0][1]
+            return
+        for d in [base, *(p for p in base.rglob("*") if p.is_dir())]:
+            d.chmod(0o777)
+        for f in base.rglob("*.jpg"):
+            if f.name != "obama2.jpg":
+                f.chmod(0o644)
+        nobody = 65534
+        try:
+            done = subprocess.run([sys.executable, "-m", "organizer.cli", "scan", str(root), "--db", str(db),
+                                   "--workers", "1", "--no-cluster"], cwd=REPO, user=nobody, group=nobody,
+                                  env={**os.environ, "HOME": str(base)}, capture_output=True, text=True, timeout=300)
+        except (PermissionError, OSError) as exc:
+            pytest.skip(f"cannot run a process as the user nobody here ({exc})")
+        assert done.returncode == 0, done.stderr
+        assert "1 failed" in done.stdout and "obama/obama2.jpg: cannot read file: Permission denied" in done.stdout, done.stdout
+        with sqlite3.connect(db) as c:
+            rows = dict(c.execute("SELECT path, status FROM photos").fetchall())
+        assert rows.pop("obama/obama2.jpg") == "error" and len(rows) == 8 and set(rows.values()) == {"ok"}
+    finally:
+        if as_root:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 # --- migrations -----------------------------------------------------------------------------
