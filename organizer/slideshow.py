@@ -58,6 +58,11 @@ MAX_ZOOM = 1.12
 #: is hard to see.
 X264_PRESET = "superfast"
 X264_CRF = 21
+#: ffmpeg processes encoding photos at once, one thread each. One single-threaded encoder
+#: per core beats one encoder with a thread per core: 4 photos took 3.7 s instead of 5.2 s
+#: on 2 cores (same bytes out), since x264's frame threads and the zoom filter wait on
+#: each other over a clip of only 100 frames.
+MP4_ENCODERS = max(1, min(4, os.cpu_count() or 1))
 MIN_SIDE, MAX_SIDE = 16, 7680
 HTML_JPEG_QUALITY = 85
 
@@ -835,13 +840,13 @@ def _zoom_filter(w: int, h: int, src_w: int, src_h: int, zoom: float, fx: float,
 def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, int], seconds: float,
                 link: bool, report: ExportReport, step: Callable[[int], None]) -> None:
     """One short H.264 segment per photo (ffmpeg does the per-frame zoom), then joined
-    without re-encoding. Python decodes the next photo while ffmpeg encodes this one."""
+    without re-encoding. Up to :data:`MP4_ENCODERS` segments are encoded at once while
+    Python decodes the next photo."""
     exe = ffmpeg_exe()
     w, h = dims
     frames = max(1, round(seconds * FPS))
     segments: list[Path] = []
-    running: subprocess.Popen | None = None
-    running_log: Path | None = None
+    running: list[tuple[subprocess.Popen, Path]] = []   # oldest first
 
     def finish(proc: subprocess.Popen, log: Path) -> None:
         if proc.wait() != 0:
@@ -872,19 +877,19 @@ def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, 
             cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{src_w}x{src_h}", "-r", str(FPS), "-i", "-",
                    "-vf", _zoom_filter(w, h, src_w, src_h, zoom, fx, fy, frames),
-                   "-frames:v", str(frames), "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF),
+                   "-frames:v", str(frames), "-threads", "1", "-filter_threads", "1",
+                   "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF),
                    "-pix_fmt", "yuv420p", "-r", str(FPS), "-video_track_timescale", str(FPS * 512), str(seg)]
             data = still.tobytes()
             del still
-            if running is not None:
-                finish(running, running_log)  # type: ignore[arg-type]
-                running = None
+            while len(running) >= MP4_ENCODERS:
+                finish(*running.pop(0))
             with open(log, "wb") as log_file:
-                running = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log_file)
-            running_log = log
+                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log_file)
+            running.append((proc, log))
             try:
-                running.stdin.write(data)  # type: ignore[union-attr]
-                running.stdin.close()  # type: ignore[union-attr]
+                proc.stdin.write(data)  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
             except BrokenPipeError:
                 pass  # ffmpeg died; finish() reports why
             del data
@@ -893,13 +898,13 @@ def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, 
             if not slide.dated:
                 report.undated.append(slide.path)
             step(i)
-        if running is not None:
-            finish(running, running_log)  # type: ignore[arg-type]
-            running = None
+        while running:
+            finish(*running.pop(0))
     finally:
-        if running is not None and running.poll() is None:
-            running.kill()
-            running.wait()
+        for proc, _ in running:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
     if not segments:
         return
     listing = work / "segments.txt"
