@@ -52,10 +52,10 @@ AUTO_MIN_CONFIDENCE = 0.8
 #: how far the mp4 zooms in over one photo (1.12 = the last frame shows 1/1.12 of the
 #: first frame's width). Gentle: more looks like a zoom effect, less like nothing moves.
 MAX_ZOOM = 1.12
-#: x264 preset. Measured on 2 cores at 720p: "veryfast" needs ~1.2 CPU-seconds per 4 s of
-#: video (about 6.5x real time on 2 idle cores, too little margin on a busy machine),
-#: "superfast" ~0.95 (about 8x); on slowly zooming photos the quality difference at CRF 21
-#: is hard to see.
+#: x264 preset. Measured at 720p, one encoder thread, a 4 s zoom over a detailed photo:
+#: "superfast" 1.8-2.0 CPU-seconds (the zoom filter included), "ultrafast" 1.3 but 2.4x
+#: the bytes at the same PSNR, "veryfast" slower still; tuning superfast's options
+#: (subme, partitions, bframes) saved CPU only by growing the file 40-75%.
 X264_PRESET = "superfast"
 X264_CRF = 21
 #: ffmpeg processes encoding photos at once, one thread each. One single-threaded encoder
