@@ -40,7 +40,7 @@ from .config import Settings
 from .db import Library
 from .errors import InvalidRequest
 from .labelling import refresh_cluster_sizes
-from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person
+from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person, embedding_matrix
 from .suggestions import (SUGGEST_MAX_DISTANCE, TOP_K, confidence_for, evidence_positions, load_embeddings, nearest,
                           person_distances)
 
@@ -287,7 +287,7 @@ def _face_person_distances(s, pool_ids: np.ndarray, pool_mat: np.ndarray) -> dic
         return {}
     ref_ids = np.asarray(ids, dtype=np.int64)
     ref_owner = np.asarray(owners, dtype=np.int64)
-    ref_mat = np.frombuffer(b"".join(raw), dtype=np.float32).reshape(len(ids), -1)
+    ref_mat = embedding_matrix(raw)
     keep = evidence_positions(ref_ids, ref_owner, ref_mat, np.asarray(quality, dtype=np.float64))
     ref_mat = np.ascontiguousarray(ref_mat[keep])
     ref_owner = np.append(ref_owner[keep], -1)  # -1: padding indexes the trailing -1

@@ -42,7 +42,7 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.close()
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     """The database file a sqlite URL names (also ``sqlite:///file:PATH?mode=ro&uri=true``)."""
     database = make_url(url).database or ""
     if database.startswith("file:"):
@@ -54,7 +54,7 @@ def _sqlite_file(url: str) -> Path | None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = _sqlite_file(url)
+        path = sqlite_file(url)
         if path is not None:
             parent = path.parent
             try:
@@ -191,14 +191,14 @@ def _rollback_quietly(s: Session) -> None:
         pass
 
 
+_READ_ONLY = ("the library file is read-only; nothing was changed (check the file's permissions, "
+              "or copy the library to a writable place)")
 #: SQLite's words for a storage failure -> what the user is told
 _STORAGE_ERRORS = (
     ("database or disk is full", "the disk holding the library is full; nothing of the last step was saved "
                                  "(free some space and run it again)"),
-    ("readonly database", "the library file is read-only; nothing was changed (check the file's permissions, "
-                          "or copy the library to a writable place)"),
-    ("read-only", "the library file is read-only; nothing was changed (check the file's permissions, "
-                  "or copy the library to a writable place)"),
+    ("readonly database", _READ_ONLY),
+    ("read-only", _READ_ONLY),
     ("database is locked", "the library is locked by another program (waited {timeout} s); nothing was changed "
                            "- close the other program and try again"),
     ("disk i/o error", "the library file could not be written (disk I/O error); nothing of the last step was "

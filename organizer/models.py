@@ -212,3 +212,10 @@ def embedding_to_bytes(vec: np.ndarray) -> bytes:
 
 def embedding_from_bytes(raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.float32)
+
+
+def embedding_matrix(rows: list[bytes]) -> np.ndarray:
+    """Stored embeddings as one (n, 128) float32 matrix (n may be 0), in one copy."""
+    if not rows:
+        return np.zeros((0, 128), dtype=np.float32)
+    return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), -1)

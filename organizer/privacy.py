@@ -29,7 +29,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from .browse import person_by_name
-from .db import Library
+from .db import Library, sqlite_file
 from .errors import LibraryError, PersonNotFound
 from .labelling import refresh_cluster_sizes
 from .models import Cluster, ClusterRun, Face, FaceRejection, FaceThumb, Operation, Person, Photo
@@ -145,10 +145,8 @@ def forget_all_faces(lib: Library) -> ForgetReport:
 
 
 def _sqlite_files(lib: Library) -> list[Path]:
-    db = lib.engine.url.database
-    if not db or db == ":memory:":
-        return []
-    return [Path(db), Path(f"{db}-wal")]
+    db = sqlite_file(lib.engine.url.render_as_string(hide_password=False))
+    return [db, Path(f"{db}-wal")] if db is not None else []
 
 
 def _size(paths: list[Path]) -> int:

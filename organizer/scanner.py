@@ -645,7 +645,7 @@ def scan(library: Library, photo_dir: str | Path, settings: Settings | None = No
     try:
         for res in runner.run(plan.todo):
             if res.error and not os.path.lexists(root / res.rel):
-                if _root_present(root) and not _root_empty(root):
+                if root.is_dir() and not _root_empty(root):
                     # deleted while we were scanning: not a bad file; the next scan
                     # sees it gone and forgets it the usual way
                     done += 1
@@ -688,13 +688,6 @@ def scan(library: Library, photo_dir: str | Path, settings: Settings | None = No
     report.seconds = time.monotonic() - started
     _finish_run(library, run_id, report)
     return report
-
-
-def _root_present(root: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.stat(root).st_mode)
-    except OSError:
-        return False
 
 
 def _root_empty(root: Path) -> bool:

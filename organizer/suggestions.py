@@ -38,7 +38,7 @@ from .browse import require_person
 from .db import Library
 from .errors import InvalidRequest
 from .labelling import Recorder, _faces_text, accept_faces, load_faces
-from .models import Assignment, ClusterRun, Face, FaceRejection, Operation, Person
+from .models import Assignment, ClusterRun, Face, FaceRejection, Operation, Person, embedding_matrix
 
 #: confirmed faces per person averaged into the face-to-person distance
 K_PER_PERSON = 3
@@ -93,10 +93,7 @@ def load_embeddings(s: Session, where: Sequence[object]) -> tuple[np.ndarray, np
     for fid, raw in s.execute(select(Face.id, Face.embedding).where(*where).order_by(Face.id)):
         ids.append(fid)
         rows.append(raw)
-    if not ids:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 128), dtype=np.float32)
-    mat = np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(ids), -1)
-    return np.asarray(ids, dtype=np.int64), mat
+    return np.asarray(ids, dtype=np.int64), embedding_matrix(rows)
 
 
 def nearest(queries: np.ndarray, refs: np.ndarray, k: int,
@@ -344,8 +341,7 @@ class SuggestionIndex:
             if is_face:
                 state[fid] = (pid, a, cid)
         self.at = {f: n for n, f in enumerate(ids)}
-        self.mat = (np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(ids), -1) if ids
-                    else np.zeros((0, 128), dtype=np.float32))
+        self.mat = embedding_matrix(rows)
         self.quality = np.asarray(quality, dtype=np.float64)
         self.state = state
         self.rejected = {}
