@@ -4,7 +4,7 @@ from __future__ import annotations
 from alembic import context
 
 from organizer.config import default_db_url
-from organizer.db import make_engine
+from organizer.db import foreign_keys_off, make_engine
 from organizer.models import Base
 
 config = context.config
@@ -18,7 +18,7 @@ def run_migrations_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url") or default_db_url()
     engine = make_engine(url)
-    with engine.begin() as conn:
+    with engine.connect() as conn, foreign_keys_off(conn), conn.begin():
         _run(conn)
     engine.dispose()
 

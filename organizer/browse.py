@@ -17,6 +17,7 @@ empties it, so :func:`list_clusters` only ever shows work still to do.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -113,9 +114,19 @@ def unowned() -> object:
     return or_(Face.person_id.is_(None), Face.assignment.is_(None), Face.assignment == Assignment.suggested)
 
 
+def normalise_name(name: str | None) -> str:
+    """A name in the one form it is stored and compared in: Unicode NFC (so "José" typed
+    with a combining accent is the same person as the precomposed one), without invisible
+    format characters (zero-width spaces and joiners, direction marks, BOM), whitespace
+    collapsed. The same rule as revision 0003 applies to names stored before it."""
+    text = unicodedata.normalize("NFC", str(name or ""))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split())
+
+
 def clean_name(name: str | None) -> str:
-    """A person's name as stored: surrounding and repeated whitespace removed."""
-    text = " ".join((name or "").split())
+    """A person's name as stored (:func:`normalise_name`); empty or too long is refused."""
+    text = normalise_name(name)
     if not text:
         raise InvalidRequest("a person's name cannot be empty")
     if len(text) > NAME_MAX:
@@ -124,15 +135,20 @@ def clean_name(name: str | None) -> str:
 
 
 def person_by_name(s: Session, name: str) -> Person | None:
-    """The person called ``name``: an exact match, else the one case-insensitive match."""
-    text = " ".join((name or "").split())
+    """The person called ``name``: an exact match, else the one case-insensitive match.
+
+    Case is folded in Python: SQLite's lower() knows only ASCII, so "élodie" would
+    never find "Élodie" there."""
+    text = normalise_name(name)
     if not text:
         return None
     exact = s.scalar(select(Person).where(Person.name == text))
     if exact is not None:
         return exact
-    matches = list(s.scalars(select(Person).where(func.lower(Person.name) == text.lower()).limit(2)))
-    return matches[0] if len(matches) == 1 else None
+    folded = text.casefold()
+    matches = [pid for pid, stored in s.execute(select(Person.id, Person.name))
+               if normalise_name(stored).casefold() == folded]
+    return s.get(Person, matches[0]) if len(matches) == 1 else None
 
 
 def require_person(s: Session, person_id: int) -> Person:
@@ -218,10 +234,11 @@ def list_people(lib: Library, include_hidden: bool = False, search: str = "", *,
         q = select(Person)
         if not include_hidden:
             q = q.where(Person.hidden.is_(False))
-        needle = " ".join((search or "").split()).lower()
-        if needle:
-            q = q.where(func.lower(Person.name).contains(needle, autoescape=True))
-        result = _summaries(s, list(s.scalars(q)))
+        needle = normalise_name(search).casefold()
+        people = list(s.scalars(q))
+        if needle:  # folded in Python: SQLite's lower() leaves "É" as it is
+            people = [p for p in people if needle in normalise_name(p.name).casefold()]
+        result = _summaries(s, people)
     if order == "faces":
         result.sort(key=lambda p: (-p.face_count, p.name.casefold(), p.id))
     else:
@@ -239,7 +256,7 @@ def find_person(lib: Library, name: str) -> PersonSummary:
     with lib.session() as s:
         person = person_by_name(s, name)
         if person is None:
-            raise PersonNotFound(f"there is no person named {' '.join((name or '').split())!r}")
+            raise PersonNotFound(f"there is no person named {normalise_name(name)!r}")
         return _summaries(s, [person])[0]
 
 

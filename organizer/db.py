@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, make_url, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,9 +104,25 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
-    with engine.begin() as conn:
+    with engine.connect() as conn, foreign_keys_off(conn), conn.begin():
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+@contextmanager
+def foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite's way to rebuild a table (copy, drop, rename) needs foreign keys off: with
+    them on, dropping ``faces`` runs ON DELETE CASCADE and empties every table that points
+    at it. The pragma only takes effect outside a transaction, hence a context of its own."""
+    # on the driver's own connection: SQLAlchemy would open a transaction for the pragma
+    raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+    if raw is not None:
+        raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 class Library:

@@ -5,6 +5,9 @@ unknown or empty name raises a specific error and leaves the library as it was),
 records in ``operations`` the exact previous state of every row it touches, so
 :func:`undo` can put it back. Undo works last-in-first-out; a re-clustering in between
 is fine (faces that were deleted since are skipped, clusters that vanished are recreated).
+Each recorded face carries a fingerprint of its embedding, so a record is never applied to
+another face that happens to hold its id (ids are not reused since revision 0003, but
+libraries made before it may already hold such faces).
 
 Faces the user labels become ``assignment = confirmed``; a face taken away from a person
 (remove, move) is remembered as "not this person" in ``face_rejections`` so it is never
@@ -13,13 +16,14 @@ suggested to them again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from .browse import clean_name, live, person_by_name, require_person, unowned
+from .browse import clean_name, live, normalise_name, person_by_name, require_person, unowned
 from .db import Library
 from .errors import ClusterNotFound, FaceNotFound, InvalidRequest, PersonNotFound
 from .ids import as_id, is_id
@@ -41,6 +45,16 @@ class OperationInfo:
 
 _FACE_FIELDS = ("person_id", "assignment", "confidence", "cluster_id", "is_face")
 _PERSON_FIELDS = ("name", "hidden", "cover_face_id", "birth_date", "created_at")
+
+
+#: key of the face fingerprint inside a face's recorded state (not a column)
+_FINGERPRINT = "_fp"
+
+
+def face_fingerprint(f: Face) -> str:
+    """Which face a record means: its photo and embedding, which a rescan or a new
+    photo never reproduce for another face."""
+    return f"{f.photo_id}:{hashlib.sha1(f.embedding).hexdigest()[:16]}"
 
 
 def _dump_value(v: object) -> object:
@@ -79,6 +93,7 @@ class Recorder:
     def face(self, f: Face) -> Face:
         if f.id not in self.faces:
             self.faces[f.id] = {k: _dump_value(getattr(f, k)) for k in _FACE_FIELDS}
+            self.faces[f.id][_FINGERPRINT] = face_fingerprint(f)
             if f.cluster_id is not None:
                 self.clusters_touched.add(f.cluster_id)
         return f
@@ -431,15 +446,43 @@ def undo(lib: Library, steps: int = 1) -> list[str]:
                              .order_by(Operation.id.desc()).limit(steps)))
         done = []
         for op in ops:
-            _revert(s, op.undo or {})
+            skipped = _revert(s, op.undo or {}, op.created_at)
             op.undone = True
-            done.append(op.description)
+            note = f" ({_faces_text(skipped)} changed since and left as they are)" if skipped else ""
+            done.append(op.description + note)
             s.flush()
         return done
 
 
-def _revert(s: Session, data: dict) -> None:
+def _stale_faces(s: Session, data: dict, made_at: datetime | None) -> set[int]:
+    """Face ids of the record that now hold another face: the fingerprint differs, or (in
+    records from before fingerprints) the face row is younger than the operation."""
+    ids = {int(k) for k in data.get("faces") or {}}
+    ids |= {int(pair[0]) for key in ("rejections_added", "rejections_removed") for pair in data.get(key) or []}
+    stale = set()
+    for fid in ids:
+        f = s.get(Face, fid)
+        if f is None:
+            continue
+        fp = ((data.get("faces") or {}).get(str(fid)) or {}).get(_FINGERPRINT)
+        if fp is not None:
+            if fp != face_fingerprint(f):
+                stale.add(fid)
+        elif made_at is not None and f.created_at is not None and f.created_at > made_at:
+            stale.add(fid)
+    return stale
+
+
+def _stale_person(p: Person, made_at: datetime | None) -> bool:
+    """A person row younger than the operation is somebody else who got a freed id."""
+    return made_at is not None and p.created_at is not None and p.created_at > made_at
+
+
+def _revert(s: Session, data: dict, made_at: datetime | None = None) -> int:
+    """Put back what ``data`` recorded; returns how many recorded faces were left alone
+    because their id now holds another face."""
     touched: set[int] = set()
+    stale = _stale_faces(s, data, made_at)
     for pid, fields in (data.get("people_deleted") or {}).items():
         if s.get(Person, int(pid)) is None:
             values = {k: _load_value(v) for k, v in fields.items()}
@@ -447,33 +490,37 @@ def _revert(s: Session, data: dict) -> None:
             p = Person(id=int(pid), **values)
             s.add(p)
             s.flush()
-            if cover is not None and s.get(Face, cover) is not None:
+            if cover is not None and cover not in stale and s.get(Face, cover) is not None:
                 p.cover_face_id = cover
     s.flush()
     for pid, fields in (data.get("people") or {}).items():
         p = s.get(Person, int(pid))
-        if p is None:
+        if p is None or _stale_person(p, made_at):
             continue
         for k, v in fields.items():
             v = _load_value(v)
-            if k == "cover_face_id" and v is not None and s.get(Face, v) is None:
+            if k == "cover_face_id" and v is not None and (v in stale or s.get(Face, v) is None):
                 v = None
             setattr(p, k, v)
     for face_id, person_id in data.get("rejections_removed") or []:
-        if s.get(Face, face_id) is not None and s.get(Person, person_id) is not None \
+        if face_id not in stale and s.get(Face, face_id) is not None and s.get(Person, person_id) is not None \
                 and s.get(FaceRejection, (face_id, person_id)) is None:
             s.add(FaceRejection(face_id=face_id, person_id=person_id))
     for face_id, person_id in data.get("rejections_added") or []:
-        s.execute(delete(FaceRejection).where(FaceRejection.face_id == face_id, FaceRejection.person_id == person_id))
+        if face_id not in stale:
+            s.execute(delete(FaceRejection).where(FaceRejection.face_id == face_id,
+                                                  FaceRejection.person_id == person_id))
     s.flush()
     latest_run = s.scalar(select(func.max(ClusterRun.id)))
     for fid, fields in (data.get("faces") or {}).items():
         f = s.get(Face, int(fid))
-        if f is None:
+        if f is None or f.id in stale:
             continue
         if f.cluster_id is not None:
             touched.add(f.cluster_id)
         for k, v in fields.items():
+            if k == _FINGERPRINT:
+                continue
             if k == "assignment":
                 v = Assignment(v) if v is not None else None
             elif k == "person_id" and v is not None and s.get(Person, v) is None:
@@ -487,7 +534,7 @@ def _revert(s: Session, data: dict) -> None:
     s.flush()
     for pid in data.get("people_created") or []:
         p = s.get(Person, pid)
-        if p is not None:
+        if p is not None and not _stale_person(p, made_at):
             s.delete(p)
     for cid in data.get("clusters_created") or []:
         touched.discard(cid)
@@ -497,6 +544,7 @@ def _revert(s: Session, data: dict) -> None:
                 s.delete(c)
     s.flush()
     refresh_cluster_sizes(s, touched)
+    return len(stale)
 
 
 def history(lib: Library, limit: int = 20) -> list[OperationInfo]:
@@ -517,7 +565,7 @@ def resolve_person(lib: Library, name_or_id: str | int) -> int:
             return require_person(s, name_or_id).id
         person = person_by_name(s, str(name_or_id))
         if person is None:
-            raise PersonNotFound(f"there is no person named {' '.join(str(name_or_id).split())!r}")
+            raise PersonNotFound(f"there is no person named {normalise_name(str(name_or_id))!r}")
         return person.id
 
 

@@ -32,6 +32,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 EMBEDDING_DIM = 128
 
 
+#: SQLite hands a deleted row's id to the next new row unless the table is AUTOINCREMENT;
+#: undo records, thumbnails cached by URL and "not this person" answers name rows by id,
+#: so an id must never come back as another face, photo or person (revision 0003).
+#: PostgreSQL sequences never go back, so the flag is SQLite's alone.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -64,6 +71,7 @@ class LibraryMeta(Base):
 
 class Photo(Base):
     __tablename__ = "photos"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(primary_key=True)
     #: POSIX path relative to the library root, so the library survives moving the root
     path: Mapped[str] = mapped_column(Text, unique=True)
@@ -86,6 +94,7 @@ class Photo(Base):
 
 class Person(Base):
     __tablename__ = "people"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -102,6 +111,7 @@ class Cluster(Base):
     """
 
     __tablename__ = "clusters"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("cluster_runs.id", ondelete="SET NULL"))
@@ -121,6 +131,7 @@ class ClusterRun(Base):
 
 class Face(Base):
     __tablename__ = "faces"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
     # box in pixels of the EXIF-oriented full-size photo, face_recognition's order
@@ -186,6 +197,7 @@ class Operation(Base):
     """One user action, with what is needed to undo it (the undo history)."""
 
     __tablename__ = "operations"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     description: Mapped[str] = mapped_column(Text, default="")
