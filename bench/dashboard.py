@@ -27,10 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from generate_library import generate_library  # noqa: E402
-
 from organizer import browse  # noqa: E402
 from organizer.db import Library  # noqa: E402
+from organizer.testing import generate_library  # noqa: E402
 
 BUDGET_MS = 300.0
 

@@ -42,9 +42,10 @@ from organizer.browse import list_clusters  # noqa: E402
 from organizer.clustering import cluster_faces, pairwise_precision_recall  # noqa: E402
 from organizer.config import Settings  # noqa: E402
 from organizer.db import Library  # noqa: E402
-from organizer.models import Assignment, Face, Person, Photo  # noqa: E402
+from organizer.models import Assignment, Face, Person  # noqa: E402
 from organizer.scanner import scan  # noqa: E402
 from organizer.suggestions import accept_suggestion, next_suggestion, reject_suggestion  # noqa: E402
+from organizer.testing import truth_by_folder  # noqa: E402
 
 
 def pick_identities(src: Path, limit: int | None) -> list[Path]:
@@ -55,16 +56,6 @@ def pick_identities(src: Path, limit: int | None) -> list[Path]:
         step = len(folders) / limit
         folders = [folders[int(i * step)] for i in range(limit)]
     return folders
-
-
-def truth_of(lib: Library) -> dict[int, str]:
-    out = {}
-    with lib.session() as s:
-        for photo in s.scalars(select(Photo)):
-            if photo.faces and "/" in photo.path:
-                main = max(photo.faces, key=lambda f: (f.bottom - f.top) * (f.right - f.left))
-                out[main.id] = photo.path.split("/")[-2]
-    return out
 
 
 def state(lib: Library) -> dict[int, tuple[str | None, Assignment | None, int | None]]:
@@ -158,7 +149,7 @@ def open_cluster_faces(lib: Library, cid: int) -> list[int]:
 
 
 def run(lib: Library, settings: Settings, verbose: bool) -> dict:
-    truth = truth_of(lib)
+    truth = truth_by_folder(lib)
     t0 = time.perf_counter()
     report = cluster_faces(lib, settings=settings)
     with lib.session() as s:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from organizer.config import Settings
 from organizer.db import Library
-from organizer.models import Assignment, Face, Person, Photo
+from organizer.models import Face
 from organizer.scanner import scan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,32 +52,6 @@ def scan_into(db: Path, folder: Path, **kw: object) -> Library:
     lib = Library.open(settings.db_url)
     scan(lib, folder, settings)
     return lib
-
-
-def label_by_folder(lib: Library) -> dict[str, int]:
-    """Name every face after the folder its photo is in (``<set>/<person>/x.jpg``), as
-    if the user had confirmed it. In photos with several faces only the biggest face
-    gets the label (the LFW convention: the label belongs to the main face).
-
-    Returns {person name: person id}. For tests of features built on labelled people.
-    """
-    ids: dict[str, int] = {}
-    with lib.session() as s:
-        for photo in s.scalars(select(Photo)):
-            parts = photo.path.split("/")
-            if len(parts) < 2 or not photo.faces:
-                continue
-            name = parts[-2]
-            if name not in ids:
-                person = s.scalar(select(Person).where(Person.name == name))
-                if person is None:
-                    person = Person(name=name)
-                    s.add(person)
-                    s.flush()
-                ids[name] = person.id
-            main = max(photo.faces, key=lambda f: (f.bottom - f.top) * (f.right - f.left))
-            main.person_id, main.assignment, main.confidence = ids[name], Assignment.confirmed, 1.0
-    return ids
 
 
 def lfw_subset(dst: Path, identities: int = 12, per_identity: int = 6, min_photos: int = 6) -> Path:

@@ -4,11 +4,9 @@ on a generated library. The browser flow is in test_dashboard_browser.py."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import plotly
@@ -17,14 +15,13 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from dashboard import components as ui
-from dashboard.app import create_app, load_pages, render_page, undo_last, undo_label
+from dashboard.app import create_app, load_pages, render_page, undo_label, undo_last
 from dashboard.pages import PAGES, person, photo, review, status, suggestions
 from organizer import browse, clustering, labelling
 from organizer.db import Library
 from organizer.media import PhotoNotFound, photo_file, render_photo
 from organizer.models import Assignment, Face, FaceRejection, Operation, Photo
-
-from .conftest import REPO
+from organizer.testing import generate_library
 
 MY_PAGES = ["people", "review", "suggestions", "unassigned", "person", "photo", "status"]
 
@@ -430,16 +427,8 @@ def test_cli_dashboard_warns_off_localhost_and_passes_the_password(people_small_
 
 # --- scale --------------------------------------------------------------------------------------
 
-def _generator():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("generate_library", REPO / "bench" / "generate_library.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def test_pages_stay_paged_on_a_generated_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    gen = _generator().generate_library(tmp_path / "big.db", faces=3000, seed=1)
+    gen = generate_library(tmp_path / "big.db", faces=3000, seed=1)
     lib = Library.open(gen.url)
     assert browse.count_unassigned(lib) == gen.unassigned and browse.count_clusters(lib) == gen.clusters
     pages = load_pages(MY_PAGES)

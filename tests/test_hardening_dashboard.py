@@ -24,6 +24,8 @@ import pytest
 import requests
 from PIL import Image
 
+from organizer.testing import generate_library
+
 from . import hardening_tools as ht
 from .conftest import REPO, copy_db, photos_dir
 
@@ -364,11 +366,6 @@ def test_photo_folder_unplugged_while_the_dashboard_shows_photos(site: dict) -> 
 
 @pytest.fixture(scope="module")
 def generated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        from generate_library import generate_library
-    finally:
-        sys.path.remove(str(REPO / "bench"))
     db = tmp_path_factory.mktemp("gen") / "big.db"
     generate_library(db, faces=20_000, seed=3)
     return db

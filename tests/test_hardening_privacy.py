@@ -16,8 +16,9 @@ from organizer.labelling import history, set_hidden
 from organizer.models import Cluster, Face, FaceRejection, FaceThumb, Operation, Person, Photo
 from organizer.privacy import forget_all_faces, forget_person
 from organizer.scanner import scan
+from organizer.testing import label_by_folder
 
-from .conftest import copy_db, db_url, label_by_folder
+from .conftest import copy_db, db_url
 
 
 def _file_bytes(db: Path) -> bytes:

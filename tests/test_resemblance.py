@@ -23,8 +23,9 @@ from organizer.cli import main as cli_main
 from organizer.db import Library
 from organizer.errors import InvalidRequest, PersonNotFound, UnreadableImage
 from organizer.models import Face, Person, Photo, embedding_from_bytes
+from organizer.testing import label_by_folder
 
-from .conftest import copy_db, db_url, label_by_folder, photos_dir, scan_into
+from .conftest import copy_db, db_url, photos_dir, scan_into
 
 #: identity -> photos in the library (unequal on purpose)
 CHOSEN = {

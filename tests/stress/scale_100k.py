@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--users", type=int, default=10)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(REPO / "bench"))
-    from generate_library import generate_library
+    from organizer.testing import generate_library
 
     tmp = tempfile.TemporaryDirectory(prefix="organizer-100k-")
     db = Path(args.db) if args.db else Path(tmp.name) / "big.db"
