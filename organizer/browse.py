@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, distinct, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, distinct, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from .db import Library
@@ -93,7 +93,7 @@ class PhotoInfo:
 
 # --- shared helpers (take an open session; also used by labelling/suggestions) ---------
 
-def live() -> object:
+def live() -> ColumnElement[bool]:
     """SQL condition: the face was not marked "not a face".
 
     Written ``is_face IS NOT 0`` (the column is NOT NULL, so this is ``is_face IS 1``) on
@@ -104,12 +104,12 @@ def live() -> object:
     return Face.is_face.is_not(False)
 
 
-def owned() -> object:
+def owned() -> ColumnElement[bool]:
     """SQL condition: the face belongs to its person (confirmed or auto-assigned)."""
     return and_(Face.person_id.is_not(None), Face.assignment.in_([Assignment.confirmed, Assignment.auto]))
 
 
-def unowned() -> object:
+def unowned() -> ColumnElement[bool]:
     """SQL condition: the face belongs to nobody yet (possibly with a pending suggestion)."""
     return or_(Face.person_id.is_(None), Face.assignment.is_(None), Face.assignment == Assignment.suggested)
 
