@@ -21,12 +21,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, case, distinct, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from .db import Library
 from .errors import ClusterNotFound, InvalidRequest, PersonNotFound
-from .ids import is_id
+from .ids import as_id, is_id
 from .models import Assignment, Cluster, Face, FaceThumb, Person, Photo, PhotoStatus
 
 MAX_PAGE = 5000
@@ -185,7 +185,7 @@ def _face_infos(s: Session, query) -> list[FaceInfo]:  # type: ignore[no-untyped
     return out
 
 
-def _person_counts(whose: object):  # type: ignore[no-untyped-def]
+def _person_counts(whose: ColumnElement[bool]) -> Select[int | None, int, int, int, float]:
     """Per person matching ``whose``: faces, photos, confirmed faces, best face quality."""
     return (select(Face.person_id, func.count(), func.count(distinct(Face.photo_id)),
                    func.count(case((Face.assignment == Assignment.confirmed, 1))), func.max(Face.quality))
@@ -207,7 +207,7 @@ def _summaries(s: Session, people: list[Person]) -> list[PersonSummary]:
     need_cover = [(p.id, counts[p.id][3]) for p in people if p.cover_face_id is None and p.id in counts]
     best: dict[int, int] = {}
     for a in range(0, len(need_cover), 400):
-        best.update(s.execute(
+        best.update((as_id(pid), fid) for pid, fid in s.execute(
             select(Face.person_id, func.min(Face.id))
             .where(tuple_(Face.person_id, Face.quality).in_(need_cover[a:a + 400]), live(), owned())
             .group_by(Face.person_id)).all())

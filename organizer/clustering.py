@@ -39,6 +39,7 @@ from .browse import live, unowned
 from .config import Settings
 from .db import Library
 from .errors import InvalidRequest
+from .ids import as_id
 from .labelling import refresh_cluster_sizes
 from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person, embedding_matrix
 from .suggestions import (SUGGEST_MAX_DISTANCE, TOP_K, confidence_for, evidence_positions, load_embeddings, nearest,
@@ -221,9 +222,8 @@ def match_clusters(new_groups: list[list[int]], old_groups: dict[int, set[int]])
     for n, group in enumerate(new_groups):
         overlap: dict[int, int] = {}
         for f in group:
-            cid = owner.get(f)
-            if cid is not None:
-                overlap[cid] = overlap.get(cid, 0) + 1
+            if f in owner:
+                overlap[owner[f]] = overlap.get(owner[f], 0) + 1
         for cid, shared in overlap.items():
             jaccard = shared / (len(group) + len(old_groups[cid]) - shared)
             if jaccard >= KEEP_ID_JACCARD:
@@ -328,7 +328,8 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
     with lib.session() as s:
         say("loading faces")
         pool_ids, pool_mat = load_embeddings(s, in_pool)
-        old_cluster = dict(s.execute(select(Face.id, Face.cluster_id).where(*in_pool, Face.cluster_id.is_not(None))).all())
+        old_cluster = {fid: as_id(cid) for fid, cid in s.execute(
+            select(Face.id, Face.cluster_id).where(*in_pool, Face.cluster_id.is_not(None)))}
         say("comparing with named people")
         face_dists = _face_person_distances(s, pool_ids, pool_mat)
 
@@ -363,9 +364,8 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
         s.flush()
         fresh_ids = iter(c.id for c in fresh)
         for n, group in enumerate(groups):
-            cid = keep.get(n)
-            if cid not in existing:
-                cid = next(fresh_ids)
+            kept = keep.get(n)
+            cid = kept if kept is not None and kept in existing else next(fresh_ids)
             cluster_ids.append(cid)
             for f in group:
                 target[f] = (cid, None, None, None)

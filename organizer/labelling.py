@@ -112,7 +112,8 @@ class Recorder:
 
     def delete_person(self, p: Person) -> None:
         self.person(p)
-        self.people_deleted[p.id] = self.people.pop(p.id, None) or {k: _dump_value(getattr(p, k)) for k in _PERSON_FIELDS}
+        before = self.people.pop(p.id, None)
+        self.people_deleted[p.id] = before or {k: _dump_value(getattr(p, k)) for k in _PERSON_FIELDS}
         self.s.delete(p)
         self.s.flush()
 
@@ -382,7 +383,7 @@ def remove_faces(lib: Library, face_ids: Sequence[int]) -> None:
         names = set()
         for f in faces:
             rec.face(f)
-            rec.reject(f.id, f.person_id)
+            rec.reject(f.id, as_id(f.person_id))
             names.add(f.person.name if f.person else str(f.person_id))
             f.person_id, f.assignment, f.confidence, f.cluster_id = None, None, None, None
         _drop_stale_covers(rec, faces)
@@ -486,12 +487,12 @@ def _revert(s: Session, data: dict, made_at: datetime | None = None) -> int:
     for pid, fields in (data.get("people_deleted") or {}).items():
         if s.get(Person, int(pid)) is None:
             values = {k: _load_value(v) for k, v in fields.items()}
-            cover = values.pop("cover_face_id", None)
-            p = Person(id=int(pid), **values)
-            s.add(p)
+            cover = as_id(values.pop("cover_face_id")) if values.get("cover_face_id") is not None else None
+            restored = Person(id=int(pid), **values)
+            s.add(restored)
             s.flush()
             if cover is not None and cover not in stale and s.get(Face, cover) is not None:
-                p.cover_face_id = cover
+                restored.cover_face_id = cover
     s.flush()
     for pid, fields in (data.get("people") or {}).items():
         p = s.get(Person, int(pid))
@@ -533,9 +534,9 @@ def _revert(s: Session, data: dict, made_at: datetime | None = None) -> int:
             setattr(f, k, v)
     s.flush()
     for pid in data.get("people_created") or []:
-        p = s.get(Person, pid)
-        if p is not None and not _stale_person(p, made_at):
-            s.delete(p)
+        created = s.get(Person, pid)
+        if created is not None and not _stale_person(created, made_at):
+            s.delete(created)
     for cid in data.get("clusters_created") or []:
         touched.discard(cid)
         if s.scalar(select(func.count(Face.id)).where(Face.cluster_id == cid)) == 0:

@@ -197,10 +197,12 @@ class _FaceSet:
 
 def frontal_from_landmarks(landmarks: dict | None) -> float | None:
     """0 (profile) .. 1 (frontal): how centred the nose tip sits between the eyes."""
+    if landmarks is None:
+        return None
     try:
-        left = np.mean(np.asarray(landmarks["left_eye"], dtype=float), axis=0)   # type: ignore[index]
-        right = np.mean(np.asarray(landmarks["right_eye"], dtype=float), axis=0)  # type: ignore[index]
-        nose = np.asarray(landmarks["nose_bridge"][-1], dtype=float)              # type: ignore[index]
+        left = np.mean(np.asarray(landmarks["left_eye"], dtype=np.float64), axis=0)
+        right = np.mean(np.asarray(landmarks["right_eye"], dtype=np.float64), axis=0)
+        nose = np.asarray(landmarks["nose_bridge"][-1], dtype=np.float64)
     except (TypeError, KeyError, IndexError, ValueError):
         return None
     dl, dr = np.linalg.norm(nose - left), np.linalg.norm(nose - right)
@@ -242,7 +244,8 @@ def _load_faces(s: Session, person_ids: Sequence[int]) -> dict[int, list[tuple]]
 def _face_set(person: Person, rows: list[tuple], *, max_faces: int = MAX_FACES,
               keep_poor: bool = True) -> _FaceSet:
     """Usable faces of one person: profile and poor faces dropped, capped by a seeded sample."""
-    good, poor = [], []
+    good: list[tuple] = []
+    poor: list[tuple] = []
     for row in rows:
         _fid, _pid, _emb, quality, landmarks, _t, _src = row
         frontal = frontal_from_landmarks(landmarks)
@@ -482,20 +485,20 @@ def resemble(lib: Library, child: str | int, candidates: Sequence[str | int], *,
     best = np.argmin(np.where(np.isfinite(boot_all), boot_all, np.inf), axis=0)
     alpha = (1.0 - CONFIDENCE) / 2.0
     scored: list[CandidateScore] = []
-    for k, p in enumerate(partial):
-        b = p["boot"][np.isfinite(p["boot"])]
-        lo_d, hi_d = (np.quantile(b, [alpha, 1 - alpha]) if len(b) else (p["point"], p["point"]))
-        score = float(cal.score(p["point"]))
+    for k, part in enumerate(partial):
+        b = part["boot"][np.isfinite(part["boot"])]
+        lo_d, hi_d = (np.quantile(b, [alpha, 1 - alpha]) if len(b) else (part["point"], part["point"]))
+        score = float(cal.score(part["point"]))
         # larger distance = lower score, so the interval's ends swap; the point score is
         # always inside it (a bootstrap percentile interval of a skewed statistic might not be)
         low = min(score, float(cal.score(hi_d)))
         high = max(score, float(cal.score(lo_d)))
         scored.append(CandidateScore(
-            person_id=p["cand"].id, name=p["cand"].name, rank=0, score=round(score, 1), low=round(low, 1),
-            high=round(high, 1), percentile=round(cal.percentile(p["point"]), 1), distance=round(p["point"], 4),
+            person_id=part["cand"].id, name=part["cand"].name, rank=0, score=round(score, 1), low=round(low, 1),
+            high=round(high, 1), percentile=round(cal.percentile(part["point"]), 1), distance=round(part["point"], 4),
             p_best=round(float((best[valid] == k).mean()) if valid.any() else 0.0, 3),
-            child_faces=p["used"][0], candidate_faces=p["used"][1], age_matched=p["mask"] is not None,
-            note=p["note"], evidence=p["evidence"]))
+            child_faces=part["used"][0], candidate_faces=part["used"][1], age_matched=part["mask"] is not None,
+            note=part["note"], evidence=part["evidence"]))
     scored.sort(key=lambda c: (-c.score, c.name))
     for i, c in enumerate(scored, 1):
         c.rank = i

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from .browse import require_person
@@ -87,7 +87,7 @@ def confidence_for(distance: float) -> float:
     return 1.0 / (1.0 + math.exp(min(60.0, max(-60.0, z))))
 
 
-def load_embeddings(s: Session, where: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+def load_embeddings(s: Session, where: Sequence[ColumnElement[bool]]) -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 matrix) of the faces matching ``where``."""
     ids, rows = [], []
     for fid, raw in s.execute(select(Face.id, Face.embedding).where(*where).order_by(Face.id)):

@@ -130,7 +130,7 @@ def generate_library(db: str | Path, faces: int = 100_000, *, seed: int = 0, nam
         conn.execute(insert(ScanRun), [{"root": str(root), "started_at": datetime.now(), "finished_at": datetime.now(),
                                         "settings": {"generated": True}, "report": {}}])
         run_id = conn.execute(insert(ClusterRun).values(eps=0.4, min_samples=2, faces=faces, clusters=0, noise=0)
-                              ).inserted_primary_key[0]
+                              ).inserted_primary_key[0]  # type: ignore[index]  # one row, one key
         photo_rows = []
         for pid in range(1, n_photos + 1):
             taken = start + timedelta(minutes=int(rng.integers(0, 20 * 365 * 24 * 60)))
@@ -161,7 +161,7 @@ def generate_library(db: str | Path, faces: int = 100_000, *, seed: int = 0, nam
 
         # clusters: one per unnamed identity with at least two faces
         cluster_of_identity: dict[int, int] = {}
-        cluster_rows = []
+        cluster_rows: list[dict] = []
         for ident in range(n_named, n_ids):
             if sizes[ident] >= 2:
                 cid = len(cluster_rows) + 1
