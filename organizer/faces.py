@@ -6,6 +6,7 @@ by changing this one file. Inputs are upright RGB ``uint8`` arrays; boxes are
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +17,8 @@ import numpy as np
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 Box = tuple[int, int, int, int]
+
+log = logging.getLogger(__name__)
 
 #: dlib's own "same person" threshold on embedding distance
 SAME_PERSON_DISTANCE = 0.6
@@ -50,9 +53,31 @@ def _api():  # type: ignore[no-untyped-def]
     return api
 
 
+@lru_cache(maxsize=1)
+def _engine():  # type: ignore[no-untyped-def]
+    """dlib's face-embedding network on onnxruntime (organizer.embedding), or None.
+
+    It is used only if it reproduces dlib's own descriptor on a reference chip at start-up;
+    otherwise embeddings come from dlib as before, after a one-line notice. Both give the
+    same vectors (tests/test_embedding_engine.py: <= 1e-4 per value on real faces)."""
+    from organizer import embedding
+
+    try:
+        return embedding.load_engine(_dlib_descriptors)
+    except embedding.EngineUnavailable as exc:
+        log.warning("face embeddings: using dlib's slower descriptor (fast engine unavailable: %s)", exc)
+        return None
+
+
+def embedding_engine() -> str:
+    """Which engine makes the embeddings in this process: "onnx" or "dlib"."""
+    return "dlib" if _engine() is None else "onnx"
+
+
 def warm_up() -> None:
     """Load the models now (worker initialiser), not on the first photo."""
     _api()
+    _engine()
 
 
 def detect(image: np.ndarray, *, model: str = "hog", upsample: int = 1) -> list[Box]:
@@ -73,7 +98,7 @@ def embed(image: np.ndarray, boxes: list[Box], *, jitters: int = 1) -> list[Dete
     if not boxes:
         return []
     api = _api()
-    vectors = api.face_encodings(image, boxes, num_jitters=jitters, model="small")
+    vectors = _embeddings(image, boxes, jitters)
     shapes = api._raw_face_landmarks(image, boxes, model="large")
     out: list[DetectedFace] = []
     for box, vec, shape in zip(boxes, vectors, shapes):
@@ -81,6 +106,28 @@ def embed(image: np.ndarray, boxes: list[Box], *, jitters: int = 1) -> list[Dete
         landmarks = {name: [pts[i] for i in idx] for name, idx in LANDMARK_GROUPS.items()}
         out.append(DetectedFace(box, np.asarray(vec, dtype=np.float64), landmarks, _sharpness(image, box), _frontal(pts)))
     return out
+
+
+def _embeddings(image: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]:
+    """One descriptor per box: the chips dlib's descriptor would cut (5-point shape,
+    150 px, padding 0.25), all run through the fast engine in one call. Jittered
+    descriptors (random crops from dlib's own generator) stay with dlib."""
+    api = _api()
+    engine = _engine() if jitters <= 1 else None
+    if engine is None:
+        return api.face_encodings(image, boxes, num_jitters=jitters, model="small")
+    import dlib
+
+    shapes = dlib.full_object_detections()
+    shapes.extend(api._raw_face_landmarks(image, boxes, model="small"))
+    chips = dlib.get_face_chips(image, shapes, size=150, padding=0.25)
+    return list(engine(np.stack(chips)))
+
+
+def _dlib_descriptors(chips: np.ndarray) -> np.ndarray:
+    """dlib's own descriptors of aligned 150x150 chips (the engine's reference)."""
+    encoder = _api().face_encoder
+    return np.array([encoder.compute_face_descriptor(np.ascontiguousarray(c), 1) for c in chips])
 
 
 def _sharpness(image: np.ndarray, box: Box) -> float:
