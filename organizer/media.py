@@ -2,7 +2,8 @@
 
 Everything that hands image bytes to a browser goes through here, so the one rule that
 matters for safety is kept in one place: **a photo is found by its id, never by a path
-the caller gives**, and the file must lie inside the library's photo folder.
+the caller gives**, and the file must lie inside the library's photo folder, judged by
+its real path (every link followed) at the moment it is served.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
@@ -30,27 +31,42 @@ class PhotoNotFound(NotFound):
     """No photo with that id, or its file is not (or no longer) in the library folder."""
 
 
-def _inside(root: Path, rel: str) -> Path | None:
-    """``root/rel`` if ``rel`` is a plain relative path that stays inside ``root``.
-
-    The check is lexical on purpose: the scanner follows folder links inside the photo
-    folder, so a photo reached through such a link is a library file even though its
-    real path is elsewhere. What is refused is a stored path that *names* a place
-    outside the root (absolute, ``..``, a drive), whatever wrote it into the database.
-    """
+def _names_outside(rel: str, *, windows: bool = os.name == "nt") -> bool:
+    """Whether a stored (``/``-separated) path, read as written, leaves its folder: empty,
+    absolute, ``..``, a NUL; on Windows also a drive, a root or ``..`` between backslashes."""
     pure = PurePosixPath(rel)
-    if not rel or pure.is_absolute() or ".." in pure.parts or "\\" in rel or ":" in pure.parts[0]:
+    if not rel or "\0" in rel or pure.is_absolute() or ".." in pure.parts:
+        return True
+    win = PureWindowsPath(rel)
+    return windows and bool(win.drive or win.root or ".." in win.parts)
+
+
+def _inside(root: Path, rel: str) -> Path | None:
+    """The real file behind ``root/rel``, if it lies inside the root's real folder.
+
+    Two checks. Lexical: a stored path that *names* a place outside the root (absolute,
+    ``..``; on Windows also a drive or a backslash step) is refused, whatever wrote it
+    into the database. Real: every link is followed *now*, at serving time, and the result
+    must still be inside the root's real path, so a link in the photo folder that points
+    outside it, or was re-pointed there after the scan, is not served. Only the Windows
+    rules know about drives and backslashes: on Linux and macOS ``:`` and ``\\`` are
+    ordinary characters of a file name ("Screenshot from 2014-05-10 14:23:11.png").
+    """
+    if _names_outside(rel):
         return None
-    path = Path(os.path.normpath(root / Path(*pure.parts)))
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, *PurePosixPath(rel).parts))
     try:
-        path.relative_to(root)
-    except ValueError:
+        if os.path.commonpath([real_root, real]) != real_root:
+            return None
+    except ValueError:  # different drives (Windows)
         return None
-    return path
+    return Path(real)
 
 
 def photo_file(lib: Library, photo_id: int) -> Path:
-    """The file of photo ``photo_id``, guaranteed to lie inside the library root.
+    """The real file of photo ``photo_id``, guaranteed to lie inside the library root
+    (links resolved at the moment of the call, see :func:`_inside`).
 
     Raises :class:`PhotoNotFound` (a :class:`~organizer.errors.NotFound`) when there is
     no such photo, the library has no root yet, the stored path points outside the root,
@@ -64,7 +80,7 @@ def photo_file(lib: Library, photo_id: int) -> Path:
         raise PhotoNotFound(f"there is no photo {photo_id}")
     if root is None:
         raise PhotoNotFound("the library has no photo folder yet (scan one first)")
-    path = _inside(Path(os.path.normpath(root)), rel)
+    path = _inside(Path(root), rel)
     if path is None:
         raise PhotoNotFound(f"photo {photo_id} is not inside the library folder")
     if not path.is_file():
@@ -86,8 +102,11 @@ def clamp_size(size: int | None, default: int = 1600) -> int:
 
 
 def photo_etag(path: Path, size: int) -> str:
+    """Changes when the file is replaced or rewritten (inode, size, mtime and ctime: a
+    copy that keeps the old mtime still gets a new ctime) or the size asked for changes."""
     st = path.stat()
-    return hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}|{size}".encode()).hexdigest()[:20]
+    key = f"{path}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{size}"
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
 def render_photo(lib: Library, photo_id: int, max_size: int | None = None) -> RenderedPhoto:
@@ -106,5 +125,7 @@ def render_photo(lib: Library, photo_id: int, max_size: int | None = None) -> Re
     return RenderedPhoto(buf.getvalue(), photo_etag(path, size))
 
 
-def thumbnail_etag(jpeg: bytes) -> str:
-    return hashlib.sha1(jpeg).hexdigest()[:20]
+def thumbnail_etag(face_id: int, jpeg: bytes) -> str:
+    """Names the face row and its crop: a face id that comes back for another face (or a
+    re-cropped face) never matches what a browser kept."""
+    return hashlib.sha1(f"{face_id}|".encode() + jpeg).hexdigest()[:20]
