@@ -530,11 +530,20 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from dashboard.app import serve
 
-    password = args.password
+    password, source = args.password, "--password"
     if password == "":  # --password without a value: ask, so it stays out of the shell history
-        password = getpass.getpass("dashboard password: ")
+        try:
+            password = getpass.getpass("dashboard password: ")
+        except EOFError:
+            password = ""
     if password is None:
-        password = os.environ.get("ORGANIZER_PASSWORD") or None
+        password, source = os.environ.get("ORGANIZER_PASSWORD"), "ORGANIZER_PASSWORD"
+    # an empty answer (or an ORGANIZER_PASSWORD= left empty) must not mean "no password":
+    # whoever asked for one believes the dashboard is protected
+    if password is not None and not password.strip():
+        undo = "unset ORGANIZER_PASSWORD" if source == "ORGANIZER_PASSWORD" else "leave out --password"
+        raise UsageError(f"organizer dashboard: the password from {source} is empty; "
+                         f"give a real one, or {undo} to run without a password")
     serve(open_library(args), host=args.host, port=args.port, password=password)
     return EXIT_OK
 
