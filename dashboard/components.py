@@ -12,6 +12,7 @@ as text: nothing here builds HTML from user data.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, 
 from organizer import browse, labelling
 from organizer.db import Library
 from organizer.errors import InvalidRequest, OrganizerError
-from organizer.ids import as_id
+from organizer.ids import MAX_ID, as_id
 
 # ids of the app shell that page callbacks write to (see dashboard/app.py)
 ALERT = "app-alert"
@@ -92,17 +93,39 @@ def faces_text(n: int) -> str:
 
 # --- query arguments ---------------------------------------------------------------------------
 
-def int_arg(query: dict, key: str, default: int | None = None, *, minimum: int = 1) -> int | None:
+def int_arg(query: dict, key: str, default: int | None = None, *, minimum: int = 1,
+            maximum: int | None = MAX_ID) -> int | None:
+    """Query parameter ``key`` as a whole number, or a clear :class:`InvalidRequest`.
+    ``maximum`` (default: the largest id SQLite can hold) keeps numbers no row can have
+    out of the database calls; ``None`` for numbers that are clamped later (pages)."""
     raw = query.get(key)
     if raw in (None, ""):
         return default
+    text = str(raw).strip()
+    shown = repr(text) if len(text) <= 30 else repr(text[:27] + "...")
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise InvalidRequest(f"{key} must be a whole number, not {shown}")
     try:
-        value = int(str(raw))
-    except ValueError:
-        raise InvalidRequest(f"{key} must be a whole number, not {raw!r}") from None
+        value = int(text)
+    except ValueError:  # more digits than Python converts
+        raise InvalidRequest(f"{key} {shown} is far too large") from None
     if value < minimum:
         raise InvalidRequest(f"{key} must be {minimum} or more")
+    if maximum is not None and value > maximum:
+        raise InvalidRequest(f"{key} {shown} is far too large")
     return value
+
+
+def page_arg(query: dict) -> int:
+    """The ``page`` query parameter (1 when absent); a page past the end is clamped by
+    :func:`clamp_page` once the page knows how many it has."""
+    return int_arg(query, "page", 1, maximum=None) or 1
+
+
+def clamp_page(page: int, total: int, per_page: int) -> int:
+    """``page`` within the pages that exist: a link kept from a bigger library, or a made-up
+    huge number, shows the last page (and never becomes an offset SQLite cannot hold)."""
+    return max(1, min(page, -(-total // per_page)))
 
 
 def href(path: str, **query: object) -> str:

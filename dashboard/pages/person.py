@@ -101,8 +101,8 @@ def layout(lib: Library, **query: str) -> html.Div:
     person_id = ui.int_arg(query, "id")
     if person_id is None:
         return ui.empty_state("Which person?", "Open a person from the People page.", ("People", "/people"))
-    page = ui.int_arg(query, "page", 1) or 1
     p = browse.get_person(lib, person_id)
+    page = ui.clamp_page(ui.page_arg(query), p.face_count, FACES_PER_PAGE)
     faces = browse.person_faces(lib, person_id, limit=FACES_PER_PAGE, offset=(page - 1) * FACES_PER_PAGE)
     meta = [f"{ui.faces_text(p.face_count)} in {p.photo_count} photo{'s' if p.photo_count != 1 else ''}"]
     if p.face_count > p.confirmed_count:

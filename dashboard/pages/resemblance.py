@@ -15,6 +15,7 @@ from dash import Input, Output, State, dcc, html
 from organizer import browse, resemblance
 from organizer.db import Library
 from organizer.errors import InvalidRequest, OrganizerError
+from organizer.ids import as_id
 
 from .. import components as ui
 
@@ -105,10 +106,14 @@ def compare(lib: Library, child: int | str | None, candidates: list | None, age_
 
 
 def _ref(value: object) -> int | str:
+    """A person as the page or the browser gives it: an id (a number, checked to be one, so
+    a huge or negative number is a message and not a database error) or a name."""
     if isinstance(value, int):
-        return value
+        return as_id(value, "person id")
     text = str(value).strip()
-    return int(text) if text.isdigit() else text
+    if not (text.isascii() and text.isdigit()):
+        return text
+    return as_id(int(text) if len(text) <= 20 else 0, "person id")
 
 
 def render_lookalike(result: resemblance.LookalikeResult) -> html.Div:

@@ -68,6 +68,7 @@ def _overview(lib: Library, page: int, total: int) -> list:
     if total == 0:
         return [ui.empty_state("All groups are named", "Every group of similar faces has a name. "
                                "Faces that fit no group wait under Unassigned.", ("See unassigned faces", "/unassigned"))]
+    page = ui.clamp_page(page, total, GROUPS_PER_PAGE)
     clusters = browse.list_clusters(lib, limit=GROUPS_PER_PAGE, offset=(page - 1) * GROUPS_PER_PAGE)
     cards = []
     for c in clusters:
@@ -84,6 +85,7 @@ def _one_group(lib: Library, cluster_id: int, page: int) -> list:
     back = dcc.Link("← All groups", href=PATH, className="back-link")
     if cluster.size == 0:
         return [back, ui.empty_state("This group is done", "Every face of it has a name now.")]
+    page = ui.clamp_page(page, cluster.size, FACES_PER_PAGE)
     faces = browse.cluster_faces(lib, cluster_id, limit=FACES_PER_PAGE, offset=(page - 1) * FACES_PER_PAGE)
     tiles = [ui.face_info_tile("review", f) for f in faces]
     return [back, _group_card(cluster, tiles),
@@ -91,7 +93,7 @@ def _one_group(lib: Library, cluster_id: int, page: int) -> list:
 
 
 def layout(lib: Library, **query: str) -> html.Div:
-    page = ui.int_arg(query, "page", 1) or 1
+    page = ui.page_arg(query)
     cluster_id = ui.int_arg(query, "cluster")
     total = browse.count_clusters(lib)
     body = _one_group(lib, cluster_id, page) if cluster_id else _overview(lib, page, total)

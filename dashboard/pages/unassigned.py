@@ -17,8 +17,8 @@ NAMES = "unassigned-names"
 
 
 def layout(lib: Library, **query: str) -> html.Div:
-    page = ui.int_arg(query, "page", 1) or 1
     total = browse.count_unassigned(lib)
+    page = ui.clamp_page(ui.page_arg(query), total, FACES_PER_PAGE)
     faces = browse.unassigned_faces(lib, limit=FACES_PER_PAGE, offset=(page - 1) * FACES_PER_PAGE)
     if faces:
         body: object = ui.face_grid([ui.face_info_tile("unassigned", f, show_person=True) for f in faces])
