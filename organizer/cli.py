@@ -6,10 +6,12 @@ non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
-from .config import Settings, normalise_db_url
+from . import config
+from .config import Settings
 from .db import Library
 from .errors import OrganizerError
 
@@ -57,10 +59,39 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _flag_type(parse: config.Number | config.DbUrl):  # type: ignore[no-untyped-def]
+    """A setting's own parser as an argparse type: the flag and the environment variable
+    are checked by the same code (config.Settings declares both)."""
+    def check(text: str) -> object:
+        try:
+            return parse(text)
+        except config.BadValue as exc:
+            raise argparse.ArgumentTypeError(f"{config.hide_password(text)!r} {exc}") from None
+
+    # argparse names a type in some messages, and tests tell numbers by it
+    kind = "int" if isinstance(parse, config.Number) and parse.kind is int else "float"
+    check.__name__ = kind if isinstance(parse, config.Number) else "url"
+    return check
+
+
+def _add_setting(p: argparse.ArgumentParser, name: str) -> None:
+    """The flag of the setting ``name``, typed, ranged and described by its declaration."""
+    spec = config.spec(name)
+    assert spec.flag, name
+    extra: dict[str, object] = {}
+    allowed = f"; {spec.parse.allowed()}" if isinstance(spec.parse, config.Number) else ""
+    if isinstance(spec.parse, config.Choice):
+        extra["choices"] = list(spec.parse.options)  # argparse's own "invalid choice" message
+    else:
+        extra["type"] = _flag_type(spec.parse)
+    p.add_argument(spec.flag, dest=name, metavar=spec.metavar, **extra,  # type: ignore[arg-type]
+                   help=f"{spec.help}{allowed} (default: ${config.env_name(name)} or {config.default_text(name)})")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    base = Settings.from_env()
-    db = getattr(args, "db", None)
-    return base.with_overrides(db_url=normalise_db_url(db) if db else None)
+    """The environment's settings, with the flags given on this command line on top."""
+    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+    return Settings.from_env().with_overrides(**flags)
 
 
 def open_library(args: argparse.Namespace) -> Library:
@@ -75,8 +106,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from .scanner import scan
 
-    settings = settings_from(args).with_overrides(
-        workers=args.workers, model=args.model, upsample=args.upsample, max_size=args.max_size)
+    settings = settings_from(args)
     lib = Library.open(settings.db_url)
     bar = None
 
@@ -573,9 +603,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="URL_OR_FILE",
-                   help="library database: a file path or SQLAlchemy URL (default: $ORGANIZER_DB or "
-                        "~/.local/share/organizer/library.db)")
+    _add_setting(p, "db_url")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -586,10 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="find and embed every face in a photo folder (incremental)")
     p.add_argument("photo_dir", help="the folder of photos to scan (sub-folders included)")
     _add_db(p)
-    p.add_argument("--workers", type=_positive_int, help="worker processes (default: one per CPU core)")
-    p.add_argument("--model", choices=["hog", "cnn"], help="face detector (default hog; cnn is slow on a CPU)")
-    p.add_argument("--upsample", type=_non_negative_int, help="detector upsampling, finds smaller faces (default 1)")
-    p.add_argument("--max-size", type=_positive_int, metavar="PX", help="longest side a photo is decoded to (default 1600)")
+    for name in ("workers", "model", "upsample", "max_size"):
+        _add_setting(p, name)
     p.add_argument("--new-root", action="store_true", help="the library's photos moved to PHOTO_DIR: re-point it")
     p.add_argument("--no-cluster", action="store_true",
                    help="do not group new faces after the scan (run `organizer cluster` later)")
@@ -623,8 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- people (issue 3) ---
     p = sub.add_parser("cluster", help="group the unnamed faces into clusters (keeps all your labels)")
-    p.add_argument("--eps", type=_positive_float, help="DBSCAN radius (default 0.40, measured on lfw-dev; smaller = stricter groups)")
-    p.add_argument("--min-samples", type=_positive_int, help="faces needed to start a group (default 2)")
+    _add_setting(p, "eps")
+    _add_setting(p, "min_samples")
     _add_db(p)
     p.set_defaults(func=cmd_cluster)
 

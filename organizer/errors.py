@@ -37,3 +37,8 @@ class ClusterNotFound(NotFound):
 
 class InvalidRequest(OrganizerError):
     """A request that cannot be carried out as given (empty name, merging a person into itself...)."""
+
+
+class SettingError(OrganizerError):
+    """A setting (environment variable) has a value it does not take; the message names
+    the variable and what is allowed."""
