@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from sqlalchemy import create_engine, event, inspect, make_url, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import BadValue, hide_password, normalise_db_url
 from .errors import LibraryError
 from .models import LibraryMeta
 
@@ -46,35 +48,149 @@ def sqlite_file(url: str) -> Path | None:
     """The database file a sqlite URL names (also ``sqlite:///file:PATH?mode=ro&uri=true``)."""
     database = make_url(url).database or ""
     if database.startswith("file:"):
-        database = database[5:].split("?", 1)[0]
+        # SQLite decodes %HH in file: URIs (read_only_url writes them so)
+        database = unquote(database[5:].split("?", 1)[0])
     if not database or database == ":memory:":
         return None
     return Path(database)
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = sqlite_file(url)
-        if path is not None:
-            parent = path.parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise LibraryError(f"cannot create the library folder {parent}: {exc.strerror}") from exc
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        # Let SQLAlchemy emit BEGIN itself so a write transaction takes the lock up front
-        # ("BEGIN IMMEDIATE") instead of failing on lock upgrade under concurrency.
-        @event.listens_for(engine, "connect")
-        def _no_pysqlite_tx(dbapi_conn: sqlite3.Connection, _rec: object) -> None:
-            dbapi_conn.isolation_level = None
+    """An engine for ``url`` (a file path or an SQLAlchemy URL).
 
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    Every way the URL itself can be wrong (garbled, an unknown database type, the
+    driver not installed, an async driver) is a :class:`LibraryError` in one line; a
+    SQLite library that can only be read is opened read-only (see :func:`read_only_url`).
+    """
+    try:
+        url = normalise_db_url(url)
+    except BadValue as exc:
+        raise LibraryError(f"the library {hide_password(url)!r} {exc}") from None
+    if make_url(url).get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    engine = _create_engine(url, pool_pre_ping=True)
+    if engine.dialect.is_async:
+        engine.dispose()
+        raise LibraryError(f"{engine.dialect.driver} is an asyncio driver, which the organizer cannot use: "
+                           f"name a plain one (e.g. postgresql+psycopg://)")
+    return engine
 
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+
+#: the module SQLAlchemy imports for a driver -> what to pip install for it
+_DRIVER_PACKAGES = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+                    "mysql": "mysql-connector-python", "pyodbc": "pyodbc", "oracledb": "oracledb"}
+_BACKENDS = {"postgresql": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB", "mssql": "SQL Server",
+             "oracle": "Oracle", "sqlite": "SQLite"}
+
+
+def _create_engine(url: str | URL, **kwargs: object) -> Engine:
+    try:
+        return create_engine(url, **kwargs)  # type: ignore[arg-type]
+    except ImportError as exc:  # the dialect exists, its driver module does not
+        parsed = make_url(url)
+        backend = _BACKENDS.get(parsed.get_backend_name(), parsed.get_backend_name())
+        module = (exc.name or "").split(".")[0]
+        package = _DRIVER_PACKAGES.get(module, module or parsed.get_driver_name())
+        raise LibraryError(f"the {backend} driver is not installed: pip install {package}") from None
+    except (ArgumentError, ValueError) as exc:
+        shown = hide_password(str(url) if isinstance(url, str) else url.render_as_string())
+        raise LibraryError(f"{shown} is not a usable database URL: {str(exc).splitlines()[0]}") from None
+
+
+def read_only_url(url: URL, path: Path) -> URL | None:
+    """The URL to read the SQLite library at ``path`` with when it cannot be written
+    (read-only file, folder, medium or ``?mode=ro``); None when it can be written or
+    does not exist yet.
+
+    Probed with SQLite itself, because permissions alone do not say it (root, read-only
+    mounts, immutable files). A WAL library needs its ``-shm`` file even to be read;
+    where that file is missing and cannot be created (a read-only folder), it is opened
+    ``immutable=1``, which is safe only when nothing sits in its ``-wal`` log, so that
+    case alone is refused: nobody writes such a library (a writer keeps ``-shm``).
+    """
+    query = dict(url.query)
+    asked_read_only = query.get("mode") == "ro" or query.get("immutable") == "1"
+    if not path.is_file() or (not asked_read_only and _can_write(path)):
+        return None
+    for key in ("mode", "immutable", "uri"):
+        query.pop(key, None)
+    read_only = URL.create("sqlite", database=f"file:{quote(str(path))}",
+                           query={**query, "mode": "ro", "uri": "true"})
+    if _can_read(read_only):
+        return read_only
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise LibraryError(f"the library is read-only and its log {wal.name} holds changes that SQLite can only "
+                           f"read with {path.name}-shm beside it; copy the library with its -wal file to a "
+                           f"writable place")
+    return read_only.update_query_dict({"immutable": "1"})
+
+
+def _can_write(path: Path) -> bool:
+    """Whether SQLite can take the write lock on ``path`` (a busy library counts as writable)."""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        return not ("readonly" in text or "read-only" in text or "unable to open" in text)
+    except sqlite3.DatabaseError:
+        return True  # not a database: the real open says so
+    return True
+
+
+def _can_read(url: URL) -> bool:
+    name = url.database or ""
+    query = "&".join(f"{k}={v}" for k, v in url.query.items() if k != "uri")
+    try:
+        conn = sqlite3.connect(f"{name}?{query}", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        return not ("readonly" in text or "read-only" in text or "unable to open" in text)
+    except sqlite3.DatabaseError:
+        return True
+    return True
+
+
+def _sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    path = sqlite_file(url)
+    target: str | URL = url
+    read_only = False
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"cannot create the library folder {path.parent}: {exc.strerror}") from exc
+        ro = read_only_url(parsed, path)
+        if ro is not None:
+            target, read_only = ro, True
+    engine = _create_engine(target, connect_args={"timeout": BUSY_TIMEOUT_S})
+    event.listen(engine, "connect", _sqlite_pragmas)
+
+    # Let SQLAlchemy emit BEGIN itself so a write transaction takes the lock up front
+    # ("BEGIN IMMEDIATE") instead of failing on lock upgrade under concurrency. A
+    # read-only library cannot take that lock: a plain BEGIN reads, and a write then
+    # fails with the read-only message.
+    @event.listens_for(engine, "connect")
+    def _no_pysqlite_tx(dbapi_conn: sqlite3.Connection, _rec: object) -> None:
+        dbapi_conn.isolation_level = None
+
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql(begin)
+
+    return engine
 
 
 def alembic_config(url: str):  # -> alembic.config.Config (imported lazily: alembic is slow to import)
@@ -125,6 +241,11 @@ def foreign_keys_off(conn: Connection) -> Iterator[None]:
             raw.execute("PRAGMA foreign_keys=ON")
 
 
+def is_read_only(engine: Engine) -> bool:
+    """Whether this engine reads a SQLite library read-only (``mode=ro``, see read_only_url)."""
+    return engine.dialect.name == "sqlite" and engine.url.query.get("mode") == "ro"
+
+
 class Library:
     """An open photo library: a database plus the photo root it indexes."""
 
@@ -133,26 +254,38 @@ class Library:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> "Library":
+    def open(cls, url: str, *, migrate: bool = True) -> Library:
         """Open (creating if needed) the library at ``url`` and upgrade its schema.
 
         Raises :class:`LibraryError` with a one-line reason if the database is unusable.
         """
         engine = make_engine(url)
+        shown = hide_password(url)
         try:
             if migrate:
                 if current_revision(engine) != head_revision():
+                    if is_read_only(engine):
+                        raise LibraryError(f"the library {shown} was made by an older version and needs an "
+                                           f"upgrade, but it is read-only; nothing was changed (open it once "
+                                           f"from a writable place)")
                     upgrade(engine)
             elif not inspect(engine).has_table("photos"):
-                raise LibraryError(f"{url} is not an organizer library")
+                raise LibraryError(f"{shown} is not an organizer library")
         except (OperationalError, sqlite3.DatabaseError) as exc:
             engine.dispose()
             friendly = storage_error(exc)
-            raise LibraryError(f"cannot open the library {url}: {friendly or _reason(exc)}") from exc
+            raise LibraryError(f"cannot open the library {shown}: {friendly or _reason(exc)}") from exc
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise LibraryError(f"cannot open the library {url}: {_reason(exc)}") from exc
+            raise LibraryError(f"cannot open the library {shown}: {_reason(exc)}") from exc
+        except LibraryError:
+            engine.dispose()
+            raise
         return cls(engine)
+
+    @property
+    def read_only(self) -> bool:
+        return is_read_only(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -211,14 +344,14 @@ _READ_ONLY = ("the library file is read-only; nothing was changed (check the fil
               "or copy the library to a writable place)")
 #: SQLite's words for a storage failure -> what the user is told
 _STORAGE_ERRORS = (
-    ("database or disk is full", "the disk holding the library is full; nothing of the last step was saved "
-                                 "(free some space and run it again)"),
+    ("database or disk is full", ("the disk holding the library is full; nothing of the last step was saved "
+                                  "(free some space and run it again)")),
     ("readonly database", _READ_ONLY),
     ("read-only", _READ_ONLY),
-    ("database is locked", "the library is locked by another program (waited {timeout} s); nothing was changed "
-                           "- close the other program and try again"),
-    ("disk i/o error", "the library file could not be written (disk I/O error); nothing of the last step was "
-                       "saved (is the disk full, or was it removed?)"),
+    ("database is locked", ("the library is locked by another program (waited {timeout} s); nothing was changed "
+                            "- close the other program and try again")),
+    ("disk i/o error", ("the library file could not be written (disk I/O error); nothing of the last step was "
+                        "saved (is the disk full, or was it removed?)")),
     ("unable to open database", "the library file cannot be opened; nothing was changed"),
     ("file is not a database", "the library file is damaged or is not an organizer library"),
     ("database disk image is malformed", "the library file is damaged (restore it from a backup)"),
@@ -239,4 +372,4 @@ def _reason(exc: BaseException) -> str:
     return str(orig or exc).splitlines()[0]
 
 
-__all__ = ["Library", "make_engine", "upgrade", "head_revision", "current_revision", "select"]
+__all__ = ["Library", "current_revision", "head_revision", "make_engine", "select", "upgrade"]
