@@ -73,7 +73,8 @@ def server(people_small_db: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     db = copy_db(people_small_db, tmp_path_factory.mktemp("web") / "library.db")
     lib = Library.open(db_url(db))
     with lib.session() as s:
-        face = s.scalar(select(Face.id).order_by(Face.id))
+        face = s.scalars(select(Face.id).order_by(Face.id)).first()
+    assert face is not None
     labelling.assign_faces(lib, [face], "Rose")
     lib.close()
     with ht.DashboardServer(db) as srv:
@@ -236,7 +237,7 @@ def test_a_thumbnail_whose_face_changed_is_not_shown_from_the_cache(people_small
     _no_stale_cache(first.headers)
     assert client.get(f"/media/thumb/{a}.jpg", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
     # face a's id now shows another face's crop (an id reused, or a face re-detected)
-    with sqlite3.connect(people_small_lib.engine.url.database) as c:
+    with sqlite3.connect(str(people_small_lib.engine.url.database)) as c:
         crop = c.execute("SELECT jpeg FROM face_thumbs WHERE face_id = ?", (b,)).fetchone()[0]
         c.execute("UPDATE face_thumbs SET jpeg = ? WHERE face_id = ?", (crop, a))
     again = client.get(f"/media/thumb/{a}.jpg", headers={"If-None-Match": first.headers["ETag"]})
