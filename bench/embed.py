@@ -33,10 +33,10 @@ warnings.filterwarnings("ignore")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from organizer import dlib_resnet, embedding, faces  # noqa: E402
-from organizer.imaging import open_image  # noqa: E402
+from organizer import dlib_resnet, embedding, faces
+from organizer.imaging import open_image
 
 
 def rss_mb() -> float:
@@ -52,7 +52,7 @@ def photo_chips(photos: Path, lfw: int) -> list[np.ndarray]:
     api = faces._api()
     files = sorted((photos / "people-small").rglob("*.jpg"))
     people = sorted(d for d in (photos / "lfw-dev").iterdir() if d.is_dir())
-    files += [sorted(d.glob("*.jpg"))[0] for d in people[: max(0, lfw)]]
+    files += [min(d.glob("*.jpg")) for d in people[: max(0, lfw)]]
     out = []
     for path in files:
         img = open_image(path, max_size=1600, max_pixels=180_000_000).pixels

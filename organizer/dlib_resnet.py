@@ -100,7 +100,7 @@ class _Reader:
         self.pos += n
         return out
 
-    def int(self) -> int:
+    def read_int(self) -> int:
         head = self._take(1)[0]
         size = head & 0x0F
         if size == 0 or size > 8 or head & 0x70:
@@ -108,39 +108,39 @@ class _Reader:
         value = int.from_bytes(self._take(size), "little")
         return -value if head & 0x80 else value
 
-    def bool(self) -> bool:
+    def read_bool(self) -> bool:
         ch = self._take(1)
         if ch not in (b"0", b"1"):
             raise ModelFormatError(f"bad bool {ch!r} at {self.pos - 1}")
         return ch == b"1"
 
-    def float(self) -> float:
+    def read_float(self) -> float:
         """float_details: value = mantissa * 2**exponent (exponent 32000.. = inf/-inf/nan)."""
         if self.data[self.pos] & 0x70:
             raise ModelFormatError("old ASCII float encoding is not supported")
-        mantissa, exponent = self.int(), self.int()
+        mantissa, exponent = self.read_int(), self.read_int()
         special = {32000: float("inf"), 32001: float("-inf"), 32002: float("nan")}
         if exponent in special:
             return special[exponent]
         return float(np.ldexp(np.float64(mantissa), exponent))
 
-    def str(self) -> str:
-        return self._take(self.int()).decode("latin-1")
+    def read_str(self) -> str:
+        return self._take(self.read_int()).decode("latin-1")
 
-    def tensor(self) -> np.ndarray:
-        if (version := self.int()) != 2:
+    def read_tensor(self) -> np.ndarray:
+        if (version := self.read_int()) != 2:
             raise ModelFormatError(f"tensor version {version}, expected 2")
-        shape = tuple(self.int() for _ in range(4))
+        shape = tuple(self.read_int() for _ in range(4))
         count = int(np.prod(shape))
         return np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32).reshape(shape)
 
-    def alias_tensor(self) -> tuple[int, ...]:
-        if (version := self.int()) != 1:
+    def read_alias(self) -> tuple[int, ...]:
+        if (version := self.read_int()) != 1:
             raise ModelFormatError(f"alias_tensor version {version}, expected 1")
-        return tuple(self.int() for _ in range(4))
+        return tuple(self.read_int() for _ in range(4))
 
     def expect(self, *names: str) -> str:
-        name = self.str()
+        name = self.read_str()
         if name not in names:
             raise ModelFormatError(f"found {name!r} where {' or '.join(names)} was expected")
         return name
@@ -150,14 +150,14 @@ class _Reader:
 
 def _read_con(r: _Reader) -> Conv:
     version = r.expect("con_4", "con_5", "con_6")
-    params = r.tensor().ravel()
-    num_filters, nr, nc = r.int(), r.int(), r.int()
-    stride_y, stride_x, pad_y, pad_x = r.int(), r.int(), r.int(), r.int()
-    filters, biases = r.alias_tensor(), r.alias_tensor()
+    params = r.read_tensor().ravel()
+    num_filters, nr, nc = r.read_int(), r.read_int(), r.read_int()
+    stride_y, stride_x, pad_y, pad_x = r.read_int(), r.read_int(), r.read_int(), r.read_int()
+    filters, biases = r.read_alias(), r.read_alias()
     for _ in range(4):                      # learning-rate and weight-decay multipliers
-        r.float()
-    use_bias = r.bool() if version in ("con_5", "con_6") else True
-    use_relu = r.bool() if version == "con_6" else False
+        r.read_float()
+    use_bias = r.read_bool() if version in ("con_5", "con_6") else True
+    use_relu = r.read_bool() if version == "con_6" else False
     if stride_y != stride_x or pad_y != pad_x or nr != nc or use_relu:
         raise ModelFormatError("unsupported convolution (non-square or fused relu)")
     n_w = int(np.prod(filters))
@@ -172,11 +172,11 @@ def _read_affine(r: _Reader) -> Affine:
     version = r.expect("affine_", "affine_2", "bn_con2")
     if version == "bn_con2":
         return _read_bn_as_affine(r)
-    params = r.tensor().ravel()
-    gamma = r.alias_tensor()
-    r.alias_tensor()                        # beta: same shape, right after gamma in params
-    r.int()                                 # mode (conv / fc): per channel either way here
-    if version == "affine_2" and r.bool():
+    params = r.read_tensor().ravel()
+    gamma = r.read_alias()
+    r.read_alias()                        # beta: same shape, right after gamma in params
+    r.read_int()                                 # mode (conv / fc): per channel either way here
+    if version == "affine_2" and r.read_bool():
         raise ModelFormatError("disabled affine layer")
     n = int(np.prod(gamma))
     return Affine(params[:n].copy(), params[n:2 * n].copy())
@@ -185,44 +185,45 @@ def _read_affine(r: _Reader) -> Affine:
 def _read_bn_as_affine(r: _Reader) -> Affine:
     """A batch-norm layer saved mid-training; dlib folds it into an affine layer on load
     (layers.h, affine_(const bn_&)) with its running statistics, in float32."""
-    params = r.tensor().ravel()
-    gamma = r.alias_tensor()
-    r.alias_tensor()
-    r.tensor(), r.tensor()                  # batch means / invstds (training only)
-    running_means, running_vars = r.tensor().ravel(), r.tensor().ravel()
-    r.int(), r.float()                      # num_updates, running_stats_window_size
+    params = r.read_tensor().ravel()
+    gamma = r.read_alias()
+    r.read_alias()
+    r.read_tensor(), r.read_tensor()                  # batch means / invstds (training only)
+    running_means, running_vars = r.read_tensor().ravel(), r.read_tensor().ravel()
+    r.read_int(), r.read_float()                      # num_updates, running_stats_window_size
     for _ in range(4):
-        r.float()
-    eps = np.float32(r.float())
+        r.read_float()
+    eps = np.float32(r.read_float())
     n = int(np.prod(gamma))
     g = params[:n] / np.sqrt(running_vars + eps)
     return Affine(g.astype(np.float32), (params[n:2 * n] - g * running_means).astype(np.float32))
 
 
 def _read_pool(r: _Reader, name: str) -> tuple[int, int, int]:
+    """(window, stride, padding); window 0 means the whole input (avg_pool_everything)."""
     r.expect(f"{name}_2")
-    nr, nc, stride_y, stride_x, pad_y, pad_x = (r.int() for _ in range(6))
+    nr, nc, stride_y, stride_x, pad_y, pad_x = (r.read_int() for _ in range(6))
     if nr != nc or stride_y != stride_x or pad_y or pad_x:
         raise ModelFormatError(f"unsupported {name} ({nr}x{nc}/{stride_y}, padding {pad_y})")
     return nr, stride_y, pad_y
 
 
 def _read_relu(r: _Reader) -> None:
-    if r.expect("relu_", "relu_2") == "relu_2" and r.bool():
+    if r.expect("relu_", "relu_2") == "relu_2" and r.read_bool():
         raise ModelFormatError("disabled relu layer")
 
 
 def _read_fc(r: _Reader) -> np.ndarray:
     version = r.expect("fc_2", "fc_3")
-    num_outputs, num_inputs = r.int(), r.int()
-    params = r.tensor()
-    r.alias_tensor(), r.alias_tensor()      # weights, biases
-    if r.int() != 1:                        # fc_bias_mode: FC_NO_BIAS
+    num_outputs, num_inputs = r.read_int(), r.read_int()
+    params = r.read_tensor()
+    r.read_alias(), r.read_alias()      # weights, biases
+    if r.read_int() != 1:                        # fc_bias_mode: FC_NO_BIAS
         raise ModelFormatError("expected fc_no_bias")
     for _ in range(4):
-        r.float()
+        r.read_float()
     if version == "fc_3":
-        r.bool()
+        r.read_bool()
     return params.reshape(num_inputs, num_outputs).copy()
 
 
@@ -232,7 +233,8 @@ def _read_details(r: _Reader, kind: str) -> object:
     if kind == "affine":
         return _read_affine(r)
     if kind == "relu":
-        return _read_relu(r)
+        _read_relu(r)
+        return None
     if kind in ("max_pool", "avg_pool"):
         return _read_pool(r, kind)
     if kind == "fc":
@@ -247,19 +249,19 @@ def read_face_resnet(path: str | Path) -> FaceResNet:
     """The weights of ``dlib_face_recognition_resnet_model_v1.dat``, checked against the
     layer list of dlib's ``anet_type`` (a different network raises ModelFormatError)."""
     r = _Reader(Path(path).read_bytes())
-    if r.int() != 1:
+    if r.read_int() != 1:
         raise ModelFormatError("not a dlib network with a loss layer")
     if r.expect("loss_metric_", "loss_metric_2") == "loss_metric_2":
-        r.float(), r.float()                # margin, distance threshold (training only)
+        r.read_float(), r.read_float()                # margin, distance threshold (training only)
     kinds = layer_kinds()
-    versions = [r.int() for _ in kinds]     # one per layer, top down
+    versions = [r.read_int() for _ in kinds]     # one per layer, top down
     for kind, version in zip(kinds, versions):
         tag_like = kind.startswith(("tag", "skip"))
         if (tag_like and version != 1) or (not tag_like and version not in (1, 2, 3)):
             raise ModelFormatError(f"unexpected version {version} of a {kind} layer")
     r.expect("input_rgb_image_sized")
-    mean_rgb = np.array([r.float(), r.float(), r.float()], dtype=np.float32)
-    if (r.int(), r.int()) != (150, 150):
+    mean_rgb = np.array([r.read_float(), r.read_float(), r.read_float()], dtype=np.float32)
+    if (r.read_int(), r.read_int()) != (150, 150):
         raise ModelFormatError("expected a 150x150 input")
     details: list[object] = []
     for i in range(len(kinds) - 1, -1, -1):  # bottom up
@@ -268,14 +270,14 @@ def read_face_resnet(path: str | Path) -> FaceResNet:
             details.append(None)
             continue
         details.append(_read_details(r, kind))
-        r.bool(), r.bool(), r.bool()        # setup called, gradient stale, output disabled
-        r.tensor(), r.tensor()              # x_grad, cached_output
+        r.read_bool(), r.read_bool(), r.read_bool()        # setup called, gradient stale, output disabled
+        r.read_tensor(), r.read_tensor()              # x_grad, cached_output
         if i == len(kinds) - 1:             # the layer on the input: grad_final, expansion
-            r.tensor()
+            r.read_tensor()
             if versions[i] >= 3:
-                r.int()
+                r.read_int()
         elif versions[i] == 2:
-            r.tensor()                      # params_grad
+            r.read_tensor()                      # params_grad
     if r.pos != len(r.data):
         raise ModelFormatError(f"{len(r.data) - r.pos} bytes left over after the network")
     return _assemble(list(zip(reversed(kinds), details)), mean_rgb)
@@ -299,7 +301,7 @@ def _assemble(layers: list[tuple[str, object]], mean_rgb: np.ndarray) -> FaceRes
 
 def default_model_path() -> Path:
     """The model file face_recognition uses, from the installed face_recognition_models."""
-    import face_recognition_models
+    import face_recognition_models  # type: ignore[import-untyped]
 
     return Path(face_recognition_models.face_recognition_model_location())
 
@@ -325,7 +327,7 @@ def _affine(x: np.ndarray, a: Affine) -> np.ndarray:
 
 
 def _pool(x: np.ndarray, size: int, stride: int, reduce: str) -> np.ndarray:
-    n, c, h, w = x.shape
+    h, w = x.shape[2:]
     oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
     win = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :oh, :ow]
     return win.max(axis=(4, 5)) if reduce == "max" else win.mean(axis=(4, 5), dtype=np.float32)

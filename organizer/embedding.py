@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from organizer.dlib_resnet import (
-    Affine, Conv, FaceResNet, ModelFormatError, chips_to_tensor, default_model_path, read_face_resnet,
+    Affine,
+    Conv,
+    FaceResNet,
+    ModelFormatError,
+    chips_to_tensor,
+    default_model_path,
+    read_face_resnet,
 )
 from organizer.reference_chip import reference_chip
 
@@ -62,7 +68,7 @@ class _Graph:
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes: list = []
         self.inits: list = []
-        self.shapes: dict[str, tuple[int, int, int]] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
         self.count = 0
 
     def name(self, base: str) -> str:
@@ -74,9 +80,9 @@ class _Graph:
         self.inits.append(self.numpy_helper.from_array(value, n))
         return n
 
-    def node(self, op: str, inputs: list[str], shape: tuple[int, int, int], **attrs: object) -> str:
+    def node(self, op: str, inputs: list[str], shape: tuple[int, ...], **attrs: object) -> str:
         out = self.name(op.lower())
-        self.nodes.append(self.helper.make_node(op, inputs, [out], **attrs))
+        self.nodes.append(self.helper.make_node(op, inputs, [out], **attrs))  # type: ignore[arg-type]
         self.shapes[out] = shape
         return out
 
@@ -94,7 +100,7 @@ class _Graph:
         shape = (c, (h - size) // stride + 1, (w - size) // stride + 1)
         return self.node(op, [x], shape, kernel_shape=[size, size], strides=[stride, stride])
 
-    def pad_to(self, x: str, shape: tuple[int, int, int]) -> str:
+    def pad_to(self, x: str, shape: tuple[int, ...]) -> str:
         """Zero-extend at the high end of channels/rows/columns, as dlib's add_prev does."""
         have = self.shapes[x]
         if have == shape:
@@ -220,7 +226,7 @@ class NumpyEmbedder:
 
 def _ort_errors() -> tuple[type[BaseException], ...]:
     """onnxruntime's own exception types (they derive from Exception directly)."""
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
+    from onnxruntime.capi import onnxruntime_pybind11_state as state  # type: ignore[import-untyped]
 
     names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError", "RuntimeException",
              "InvalidProtobuf", "ModelLoaded", "NotImplemented", "InvalidGraph", "EPFail")
@@ -231,7 +237,7 @@ def onnx_embedder(path: Path | None = None, *, threads: int = 1) -> OnnxEmbedder
     """An onnxruntime session on the engine file. One thread by default: the scanner
     already runs one worker per core, and more threads per worker only fight them."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped]
     except ImportError as exc:
         raise EngineUnavailable(f"onnxruntime is not installed ({exc})") from exc
     opts = ort.SessionOptions()
@@ -275,5 +281,5 @@ def load_engine(reference: Callable[[np.ndarray], np.ndarray], *, path: Path | N
     return embedder
 
 
-__all__ = ["BUILDER_VERSION", "EngineUnavailable", "NumpyEmbedder", "OnnxEmbedder", "SELF_CHECK_TOLERANCE",
+__all__ = ["BUILDER_VERSION", "SELF_CHECK_TOLERANCE", "EngineUnavailable", "NumpyEmbedder", "OnnxEmbedder",
            "build_onnx", "chips_to_tensor", "default_engine_dir", "engine_file", "load_engine", "onnx_embedder"]

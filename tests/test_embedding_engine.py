@@ -68,7 +68,7 @@ def test_engine_file_is_built_once_and_reused(tmp_path: Path) -> None:
 
 
 def test_an_engine_that_disagrees_with_dlib_is_refused(engine: embedding.OnnxEmbedder) -> None:
-    off_by_a_bit = lambda chips: faces._dlib_descriptors(chips) + 1e-3  # noqa: E731
+    off_by_a_bit = lambda chips: faces._dlib_descriptors(chips) + 1e-3
     with pytest.raises(embedding.EngineUnavailable, match="differs from dlib"):
         embedding.load_engine(off_by_a_bit, path=engine.path)
     checked = embedding.load_engine(faces._dlib_descriptors, path=engine.path)
@@ -84,7 +84,7 @@ def test_a_broken_engine_file_is_refused(tmp_path: Path) -> None:
 
 def test_faces_falls_back_to_dlib_with_one_notice(monkeypatch: pytest.MonkeyPatch,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    image = np.asarray(Image.open(sorted((FIXTURES / "face_chips").glob("*.jpg"))[0]).convert("RGB"))
+    image = np.asarray(Image.open(min((FIXTURES / "face_chips").glob("*.jpg"))).convert("RGB"))
     image = np.ascontiguousarray(np.pad(image, ((75, 75), (75, 75), (0, 0)), mode="edge"))
     boxes = faces.detect(image)
     assert boxes, "the committed chip should hold a detectable face"
@@ -147,7 +147,7 @@ def test_scanner_path_gives_dlibs_vectors() -> None:
 @pytest.mark.slow
 def test_lfw_dev_faces_match_dlib(engine: embedding.OnnxEmbedder) -> None:
     people = sorted(d for d in photos_dir("lfw-dev").iterdir() if d.is_dir())
-    images = [sorted(d.glob("*.jpg"))[0] for d in people[::4]]     # 285 people, one photo each
+    images = [min(d.glob("*.jpg")) for d in people[::4]]     # 285 people, one photo each
     worst, count = _max_difference(images, engine)
     print(f"lfw-dev: max abs difference {worst:.2e} over {count} faces")
     assert count >= 250 and worst <= TOLERANCE
