@@ -17,12 +17,17 @@ What stays, on purpose:
 
 The undo history goes too where it mentions what was forgotten (it holds face ids and
 names, and undoing into deleted rows makes no sense); forgetting itself cannot be undone.
+
+Slideshows made of what is forgotten (the library remembers each export, see
+:func:`organizer.slideshow.record_export`): the dashboard's downloads, kept in the
+organizer's temporary folder, are deleted; files the user exported to a place of their
+choosing are theirs, so they are named in the report, not deleted.
 """
 from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
@@ -32,7 +37,17 @@ from .browse import person_by_name
 from .db import Library, sqlite_file
 from .errors import LibraryError, PersonNotFound
 from .labelling import refresh_cluster_sizes
-from .models import Cluster, ClusterRun, Face, FaceRejection, FaceThumb, Operation, Person, Photo
+from .models import (
+    Cluster,
+    ClusterRun,
+    Face,
+    FaceRejection,
+    FaceThumb,
+    Operation,
+    Person,
+    Photo,
+)
+from .slideshow import ExportRecord, remove_export, take_export_records
 
 
 @dataclass
@@ -52,6 +67,10 @@ class ForgetReport:
     bytes_purged: bool = False
     file_bytes_before: int = 0
     file_bytes_after: int = 0
+    #: the organizer's own copies of slideshows of what was forgotten, deleted
+    exports_removed: list[str] = field(default_factory=list)
+    #: slideshows the user exported (their files, left in place): delete them if they must go too
+    exports_kept: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         who = f"{self.person}: " if self.person else ""
@@ -64,6 +83,11 @@ class ForgetReport:
         text += f"; {self.photos_kept} photo(s) kept"
         if self.bytes_purged:
             text += f"; library file compacted ({_mb(self.file_bytes_before)} -> {_mb(self.file_bytes_after)})"
+        if self.exports_removed:
+            text += f"; {len(self.exports_removed)} dashboard slideshow download(s) deleted"
+        if self.exports_kept:
+            text += (f"; slideshows you exported are still there (delete them if they must go too): "
+                     f"{', '.join(self.exports_kept)}")
         return text
 
 
@@ -123,6 +147,8 @@ def forget_person(lib: Library, name: str) -> ForgetReport:
         report.people = 1
         refresh_cluster_sizes(s, clusters)
         report.photos_kept = len(photos)
+        exports = take_export_records(s, pid)
+    _settle_exports(exports, report)
     _purge_bytes(lib, report)
     return report
 
@@ -140,8 +166,22 @@ def forget_all_faces(lib: Library) -> ForgetReport:
         report.clusters = s.execute(delete(Cluster)).rowcount or 0
         s.execute(delete(ClusterRun))
         report.operations = s.execute(delete(Operation)).rowcount or 0
+        exports = take_export_records(s, None)
+    _settle_exports(exports, report)
     _purge_bytes(lib, report)
     return report
+
+
+def _settle_exports(records: list[ExportRecord], report: ForgetReport) -> None:
+    """Delete the organizer's own slideshow copies; name the user's that still exist.
+    (Their records left the library in the forgetting transaction, with the names.)"""
+    for r in records:
+        path = Path(r.path)
+        if r.temporary:
+            if (path.exists() or path.is_symlink()) and remove_export(path):
+                report.exports_removed.append(r.path)
+        elif path.exists():
+            report.exports_kept.append(r.path)
 
 
 def _sqlite_files(lib: Library) -> list[Path]:
@@ -180,4 +220,4 @@ def _purge_bytes(lib: Library, report: ForgetReport) -> None:
     report.file_bytes_after = _size(files)
 
 
-__all__ = ["ForgetReport", "forget_person", "forget_all_faces"]
+__all__ = ["ForgetReport", "forget_all_faces", "forget_person"]

@@ -23,22 +23,31 @@ import math
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import and_, func, or_, select
 
 from .db import Library
-from .errors import InvalidRequest, OrganizerError, PersonNotFound, UnreadableImage
+from .errors import (
+    InvalidRequest,
+    LibraryError,
+    OrganizerError,
+    PersonNotFound,
+    UnreadableImage,
+)
 from .imaging import open_image
-from .models import Assignment, Face, Person, Photo, PhotoStatus
+from .models import Assignment, Face, LibraryMeta, Person, Photo, PhotoStatus
 
 FORMATS = ("html", "mp4", "folder")
 #: output size per format when none is given: html images fit inside it, the mp4 is it
@@ -130,6 +139,9 @@ class Selection:
     #: undated photos left out because a date range was asked for
     undated_excluded: int = 0
     description: str = ""
+    #: the library it came from: exports are recorded there, so that forgetting a person
+    #: can find the slideshows made of them (see :func:`record_export`)
+    library: Library | None = field(default=None, repr=False, compare=False)
 
     @property
     def undated(self) -> list[Slide]:
@@ -281,7 +293,7 @@ def select_photos(lib: Library, names: Sequence[str], *, match: str = "all",
     if not slides:
         extra = f" ({len(unavailable)} matching photo(s) are missing or unreadable)" if unavailable else ""
         raise EmptySelection(f"no photos match: {description}{extra}")
-    return Selection(people, match, slides, unavailable, undated_excluded, description)
+    return Selection(people, match, slides, unavailable, undated_excluded, description, library=lib)
 
 
 def _count_undated_matches(s, ids, trusted, side, min_face, match) -> int:  # type: ignore[no-untyped-def]
@@ -526,6 +538,9 @@ class ExportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) not included
     size: tuple[int, int] | None = None
     seconds: float | None = None                   # mp4: duration
+    #: work folders of earlier exports to the same place whose process had died
+    #: (``kill -9``, power cut), removed before this one started
+    removed_partials: list[Path] = field(default_factory=list)
 
     def summary(self) -> str:
         what = {"html": "slideshow folder", "mp4": "video", "folder": "folder of photos"}[self.format]
@@ -561,7 +576,9 @@ def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ExportError(f"{out} already exists: choose another name or allow overwriting")
     try:
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+        # the owner in the name (written atomically with the folder) lets a later export
+        # tell a dead export's leftovers from a running one's (remove_abandoned)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.{owner_tag()}.", suffix=PARTIAL, dir=parent))
     except OSError as exc:
         raise ExportError(f"cannot write to {parent}: {exc.strerror or exc}") from exc
     try:
@@ -579,13 +596,16 @@ def _move_into_place(built: Path, out: Path, work: Path) -> None:
 
 def export_slideshow(selection: Selection, out: str | Path, fmt: str, *, size: str | tuple[int, int] | None = None,
                      seconds: float = DEFAULT_SECONDS, link: bool = False, overwrite: bool = False,
-                     progress: Progress | None = None, cancel: threading.Event | None = None) -> ExportReport:
+                     progress: Progress | None = None, cancel: threading.Event | None = None,
+                     record: bool = True) -> ExportReport:
     """Render ``selection`` as ``fmt`` at ``out`` (a folder for html/folder, a file for mp4).
 
     Nothing appears at ``out`` until the slideshow is complete. Photos that cannot be read
     are skipped and listed in the report; if none can be read, :class:`ExportError`.
     ``progress(done, total)`` is called after each photo; setting ``cancel`` stops the
-    export (:class:`ExportError`, nothing written).
+    export (:class:`ExportError`, nothing written). Work folders that killed exports left
+    next to ``out`` are removed first. With ``record`` (and a selection from a library)
+    the export is remembered in the library, for ``organizer forget``.
     """
     if fmt not in FORMATS:
         raise InvalidRequest(f"unknown format {fmt!r}: choose html, mp4 or folder")
@@ -605,6 +625,7 @@ def export_slideshow(selection: Selection, out: str | Path, fmt: str, *, size: s
             progress(done, total)
 
     renderer = {"html": _render_html, "mp4": _render_mp4, "folder": _render_folder}[fmt]
+    report.removed_partials = remove_abandoned(out.parent, f".{out.name}.", PARTIAL)
     with _staging(out, overwrite) as work:
         built = work / ("slideshow.mp4" if fmt == "mp4" else "slideshow")
         try:
@@ -617,7 +638,144 @@ def export_slideshow(selection: Selection, out: str | Path, fmt: str, *, size: s
             _move_into_place(built, out, work)
         except OSError as exc:
             raise ExportError(f"cannot move the slideshow to {out}: {exc.strerror or exc}") from exc
+    if record and selection.library is not None:
+        record_export(selection.library, selection.people, out, fmt)
     return report
+
+
+# --- leftovers: what a killed export leaves, and where exports went -------------------------
+
+PARTIAL = ".partial"
+EXPORTS_KEY = "exports"
+#: exports remembered per library (the oldest are dropped): enough for every slideshow a
+#: family makes, small enough for one meta row
+KEEP_RECORDS = 500
+
+
+@cache
+def owner_tag() -> str:
+    """``PID-START@HOST``: this process, as written into the names of its work folders.
+
+    The start time (clock ticks since boot, from /proc) tells a live owner from a new
+    process that reuses a dead one's pid; the host keeps a shared folder's leftovers of
+    another computer's exports from being taken for dead ones here.
+    """
+    return f"{os.getpid()}-{_start_ticks(os.getpid()) or 0}@{socket.gethostname()}"
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (2nd field) may hold spaces and parentheses: count after the last ')'
+    fields_after = stat.rsplit(")", 1)[-1].split()
+    return int(fields_after[19]) if len(fields_after) > 19 else None
+
+
+def owner_alive(tag: str) -> bool | None:
+    """Whether the process named by an :func:`owner_tag` still runs; None if ``tag`` is not
+    one; True when it cannot be told (another host's, or no /proc and no permission)."""
+    m = re.fullmatch(r"(\d+)-(\d+)@(.+)", tag)
+    if not m:
+        return None
+    pid, start, host = int(m.group(1)), int(m.group(2)), m.group(3)
+    if host != socket.gethostname():
+        return True
+    if Path("/proc/self/stat").exists():
+        return _start_ticks(pid) == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_abandoned(parent: Path, prefix: str, suffix: str = "") -> list[Path]:
+    """Remove the folders ``PREFIX<owner tag>.<random>SUFFIX`` in ``parent`` whose owner
+    process is gone; the removed ones are returned. Folders of running processes, of
+    unknown owners (older versions' names) and anything not a plain folder are left."""
+    removed: list[Path] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(prefix) or not name.endswith(suffix) or len(name) <= len(prefix) + len(suffix):
+            continue
+        middle = name[len(prefix):len(name) - len(suffix)]
+        if "." not in middle or owner_alive(middle.rsplit(".", 1)[0]) is not False:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """A slideshow written for the library: where, of whom, and whether it is the
+    organizer's own copy (a dashboard download in its temporary folder, which the
+    organizer may delete) or the user's file (which it only names)."""
+
+    path: str
+    fmt: str
+    people: tuple[int, ...]
+    temporary: bool = False
+
+
+def record_export(lib: Library, people: Sequence[PersonRef], path: Path, fmt: str, *, temporary: bool = False) -> None:
+    """Remember an export in the library (a read-only library simply does not remember)."""
+    entry = ExportRecord(str(path), fmt, tuple(p.id for p in people), temporary)
+    try:
+        with lib.session() as s:
+            records = [r for r in _load_records(s) if r.path != entry.path] + [entry]
+            _store_records(s, records[-KEEP_RECORDS:])
+    except LibraryError:
+        pass
+
+
+def take_export_records(s, person_id: int | None) -> list[ExportRecord]:  # type: ignore[no-untyped-def]
+    """Remove from the library (in session ``s``) the records of exports showing
+    ``person_id`` (None: every record) and return them."""
+    records = _load_records(s)
+    taken = [r for r in records if person_id is None or person_id in r.people]
+    if taken:
+        _store_records(s, [r for r in records if r not in taken])
+    return taken
+
+
+def _load_records(s) -> list[ExportRecord]:  # type: ignore[no-untyped-def]
+    row = s.get(LibraryMeta, EXPORTS_KEY)
+    try:
+        raw = json.loads(row.value) if row is not None else []
+        return [ExportRecord(str(r["path"]), str(r["fmt"]), tuple(int(p) for p in r["people"]), bool(r["temporary"]))
+                for r in raw]
+    except (ValueError, KeyError, TypeError):
+        return []  # a damaged record is not worth failing an export or a forget over
+
+
+def _store_records(s, records: list[ExportRecord]) -> None:  # type: ignore[no-untyped-def]
+    value = json.dumps([{"path": r.path, "fmt": r.fmt, "people": list(r.people), "temporary": r.temporary}
+                        for r in records])
+    s.merge(LibraryMeta(key=EXPORTS_KEY, value=value))
+
+
+def remove_export(path: Path) -> bool:
+    """Delete an export the organizer made for itself (file or folder); True if gone."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        return False
+    return True
 
 
 def make_slideshow(lib: Library, names: Sequence[str], out: str | Path, fmt: str, *, match: str = "all",
@@ -807,6 +965,42 @@ def html_page(selection: Selection, shown: Sequence[tuple[Slide, str, tuple[int,
 
 # --- mp4 ------------------------------------------------------------------------------------
 
+@cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, if it takes --pdeathsig here (it is older than 2.33 elsewhere)."""
+    exe = shutil.which("setpriv")
+    if exe is None:
+        return None
+    try:
+        ok = subprocess.run([exe, "--pdeathsig", "KILL", "--", "true"], check=False, capture_output=True,
+                            timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return exe if ok else None
+
+
+#: run as ``python -c`` before exec'ing ffmpeg where setpriv is missing: the same prctl,
+#: then a check that the parent did not die before it took effect
+_PDEATHSIG_LAUNCHER = ("import ctypes, os, sys\n"
+                       "ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)\n"  # PR_SET_PDEATHSIG, SIGKILL
+                       "os.getppid() == int(sys.argv[1]) or os._exit(137)\n"
+                       "os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def _dies_with_us(cmd: list[str]) -> list[str]:
+    """``cmd`` so that it is killed when the thread that starts it dies, ``kill -9``
+    included: an encoder left running would go on writing video of the person into a
+    folder nobody will clean. Linux's PR_SET_PDEATHSIG is set in the child before exec
+    (by setpriv, else by a few lines of Python: subprocess's preexec_fn is not safe in the
+    dashboard's threads). Elsewhere ``cmd`` is unchanged."""
+    if not sys.platform.startswith("linux"):
+        return cmd
+    setpriv = _setpriv()
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_LAUNCHER, str(os.getpid()), *cmd]
+
+
 def ffmpeg_exe() -> str:
     """ffmpeg from the imageio-ffmpeg wheel: no system ffmpeg needed."""
     try:
@@ -885,7 +1079,8 @@ def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, 
             while len(running) >= MP4_ENCODERS:
                 finish(*running.pop(0))
             with open(log, "wb") as log_file:
-                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log_file)
+                proc = subprocess.Popen(_dies_with_us(cmd), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=log_file)
             running.append((proc, log))
             try:
                 proc.stdin.write(data)  # type: ignore[union-attr]
@@ -911,9 +1106,10 @@ def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, 
     listing.write_text("".join(f"file '{p.name}'\n" for p in segments), encoding="utf-8")
     log = work / "concat.log"
     with open(log, "wb") as log_file:
-        rc = subprocess.run([exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-                             "-i", str(listing), "-c", "copy", "-movflags", "+faststart", str(built)],
-                            stdout=subprocess.DEVNULL, stderr=log_file, cwd=work).returncode
+        rc = subprocess.run(_dies_with_us([exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat",
+                                           "-safe", "0", "-i", str(listing), "-c", "copy", "-movflags", "+faststart",
+                                           str(built)]),
+                            check=False, stdout=subprocess.DEVNULL, stderr=log_file, cwd=work).returncode
     if rc != 0:
         raise ExportError(f"ffmpeg could not join the video: {log.read_text(errors='replace').strip()[-300:]}")
     report.seconds = report.photos * frames / FPS

@@ -45,7 +45,7 @@ def _cli(*argv: str, env: dict[str, str] | None = None, user: int | None = None,
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ORGANIZER_")}
     full_env.update({"HOME": tempfile.gettempdir(), "PYTHONPATH": str(REPO), **(env or {})})
     try:
-        return subprocess.run([sys.executable, "-m", "organizer.cli", *argv], cwd=cwd, env=full_env,
+        return subprocess.run([sys.executable, "-m", "organizer.cli", *argv], check=False, cwd=cwd, env=full_env,
                               capture_output=True, text=True, timeout=300, **kwargs)  # type: ignore[call-overload]
     except PermissionError as exc:
         pytest.skip(f"cannot run a process as the user nobody here ({exc})")
@@ -193,7 +193,7 @@ def test_alembic_reads_a_checked_organizer_db(tmp_path: Path) -> None:
     """migrations/env.py takes ORGANIZER_DB through the same check (a path works there too)."""
     alembic = Path(sys.executable).with_name("alembic")
     env = {**os.environ, "ORGANIZER_DB": str(tmp_path / "a.db")}
-    done = subprocess.run([str(alembic), "upgrade", "head"], cwd=REPO, env=env, capture_output=True, text=True,
+    done = subprocess.run([str(alembic), "upgrade", "head"], check=False, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert current_revision(make_engine(str(tmp_path / "a.db"))) == head_revision()

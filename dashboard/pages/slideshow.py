@@ -4,12 +4,20 @@ export (html, mp4 or folder) with a progress bar, and download the result.
 The export runs in a background thread of the dashboard's process (one at a time) and
 writes into a private temporary folder; the download route serves only a file that an
 export of this app produced, found by a random job id — never by a path from the request.
+
+That folder holds video of people, so it does not outlive the dashboard: it is removed
+when the dashboard exits (normally, Ctrl-C or SIGTERM), and a folder left by a dashboard
+that was killed outright is removed by the next one. Each download is recorded in the
+library, so ``organizer forget`` deletes the downloads of the person it forgets.
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import re
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import uuid
@@ -29,6 +37,7 @@ PATH = "/slideshow"
 TITLE = "Slideshow"
 PREVIEW_COUNT = 8
 KEEP_EXPORTS = 3          # older finished exports are deleted from the temp folder
+JOBS_PREFIX = "organizer-slideshow-"
 EXTENSION_KEY = "organizer_slideshow"
 SIZES = {"html": ["1920x1080", "1280x720", "3840x2160"], "mp4": ["1280x720", "1920x1080", "1080x1920", "854x480"]}
 
@@ -61,7 +70,11 @@ class ExportJobs:
     @property
     def folder(self) -> Path:
         if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="organizer-slideshow-"))
+            temp = Path(tempfile.gettempdir())
+            slideshow.remove_abandoned(temp, JOBS_PREFIX)  # left by dashboards that were killed
+            # the owner in the name tells the next dashboard whether this one still runs
+            self._folder = Path(tempfile.mkdtemp(prefix=f"{JOBS_PREFIX}{slideshow.owner_tag()}.", dir=temp))
+            atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
         return self._folder
 
     def get(self, job_id: str | None) -> ExportJob | None:
@@ -95,13 +108,14 @@ class ExportJobs:
         try:
             report = slideshow.export_slideshow(selection, target, job.fmt, size=options.get("size") or None,
                                                 seconds=float(options.get("seconds") or slideshow.DEFAULT_SECONDS),
-                                                progress=progress, cancel=job.cancel)
+                                                progress=progress, cancel=job.cancel, record=False)
             if job.fmt == "mp4":
                 job.file, job.download_name = target, f"{slug}.mp4"
             else:  # a folder downloads as one zip
                 job.file = Path(shutil.make_archive(str(target), "zip", root_dir=target.parent, base_dir=target.name))
                 shutil.rmtree(target, ignore_errors=True)
                 job.download_name = f"{slug}-{job.fmt}.zip"
+            slideshow.record_export(self.lib, selection.people, job.file, job.fmt, temporary=True)
             job.message = report.summary().replace(str(target), "the slideshow")
             if report.undated:
                 job.message += f"; {len(report.undated)} photo(s) without a date are at the end"
@@ -250,8 +264,18 @@ def _status(job: ExportJob | None) -> tuple[object, bool]:
     ]), True
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (``kill``, a service stop) ends Python without running atexit, which would
+    leave the export folder behind: turn it into a normal exit. Only where nobody else
+    handles the signal, and only from the main thread (where handlers can be set)."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
     jobs = ExportJobs(lib)
+    _exit_on_sigterm()
     app.server.extensions[EXTENSION_KEY] = jobs
     inputs = [State("slideshow-people", "value"), State("slideshow-match", "value"), State("slideshow-from", "value"),
               State("slideshow-to", "value"), State("slideshow-min-face", "value"), State("slideshow-auto", "value"),
