@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
+import pytest
 from PIL import Image
 
 from organizer import slideshow as sl
@@ -56,6 +57,8 @@ import sys
 from pathlib import Path
 from tests.test_hardening_leftovers import _selection
 from organizer import slideshow as sl
+if sys.argv[3] == "python":  # as on a system without util-linux's setpriv
+    sl._setpriv = lambda: None
 files = sorted(Path(sys.argv[1]).glob("*.jpg"))
 def progress(done, total):
     print("step", done, flush=True)
@@ -92,11 +95,16 @@ def _encoders(parent: psutil.Process) -> list[psutil.Process]:
     return found
 
 
-def test_kill_9_of_an_mp4_export_ends_its_encoders_and_the_next_export_cleans_up(tmp_path: Path) -> None:
-    sl.ffmpeg_exe()  # skips nothing: imageio-ffmpeg is a dependency; fails loudly if missing
+@pytest.mark.parametrize("tie", ["setpriv", "python"])
+def test_kill_9_of_an_mp4_export_ends_its_encoders_and_the_next_export_cleans_up(tmp_path: Path, tie: str) -> None:
+    """Both ways of tying the encoders to the export: setpriv, and the Python shim used
+    where setpriv is missing."""
+    if tie == "setpriv" and sl._setpriv() is None:
+        pytest.skip("setpriv --pdeathsig is not available here (the python shim case covers this system)")
+    sl.ffmpeg_exe()  # imageio-ffmpeg is a dependency: fails loudly if missing
     files = _photos(tmp_path / "photos")
     out = tmp_path / "show.mp4"
-    proc = subprocess.Popen([sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path / "photos"), str(out)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path / "photos"), str(out), tie], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     encoders: list[psutil.Process] = []
     try:
