@@ -128,11 +128,23 @@ def read_only_url(url: URL, path: Path) -> URL | None:
 
 def _can_write(path: Path) -> bool:
     """Whether SQLite can take the write lock on ``path`` (a busy library counts as writable)."""
+    return _sqlite_allows(f"file:{quote(str(path))}?mode=rw", ("BEGIN IMMEDIATE", "ROLLBACK"), timeout=0)
+
+
+def _can_read(url: URL) -> bool:
+    name = url.database or ""
+    query = "&".join(f"{k}={v}" for k, v in url.query.items() if k != "uri")
+    return _sqlite_allows(f"{name}?{query}", ("SELECT count(*) FROM sqlite_master",), timeout=BUSY_TIMEOUT_S)
+
+
+def _sqlite_allows(uri: str, statements: tuple[str, ...], *, timeout: float) -> bool:
+    """Whether SQLite runs ``statements`` on the database ``uri`` without a read-only or
+    cannot-open refusal (other failures count as allowed: the real open reports them)."""
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=0, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
+            for sql in statements:
+                conn.execute(sql).fetchall()
         finally:
             conn.close()
     except sqlite3.OperationalError as exc:
@@ -140,23 +152,6 @@ def _can_write(path: Path) -> bool:
         return not ("readonly" in text or "read-only" in text or "unable to open" in text)
     except sqlite3.DatabaseError:
         return True  # not a database: the real open says so
-    return True
-
-
-def _can_read(url: URL) -> bool:
-    name = url.database or ""
-    query = "&".join(f"{k}={v}" for k, v in url.query.items() if k != "uri")
-    try:
-        conn = sqlite3.connect(f"{name}?{query}", uri=True, timeout=BUSY_TIMEOUT_S)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.OperationalError as exc:
-        text = str(exc).lower()
-        return not ("readonly" in text or "read-only" in text or "unable to open" in text)
-    except sqlite3.DatabaseError:
-        return True
     return True
 
 
