@@ -10,12 +10,16 @@ real libraries is handled once, here:
 * WebP data behind a ``.jpg`` name (we trust the content, not the extension);
 * decompression bombs (refused before decoding any pixel data);
 * 12 MP JPEGs decoded at full size only to be shrunk (``draft`` makes libjpeg decode at
-  1/2, 1/4 or 1/8 scale directly, several times faster and with far less memory).
+  1/2, 1/4 or 1/8 scale directly, several times faster and with far less memory);
+* a photo swapped for a named pipe (which blocks a plain ``open`` forever) or a link to
+  ``/dev/zero`` (endless bytes) after it was listed: files are opened through
+  :func:`open_regular`, which never blocks and reads only what a regular file holds.
 """
 from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -33,7 +37,6 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     pass
 
 from .errors import UnreadableImage
-
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp"})
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "HEIF", "MPO", "BMP"})
@@ -66,6 +69,80 @@ class LoadedImage:
     format: str
 
 
+class _SizedFile(io.RawIOBase):
+    """An open regular file that reads no further than the size it had when opened, so
+    a file that keeps growing while it is read cannot make a read endless."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__()
+        self._fd, self._size, self._pos = fd, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        n = min(len(buffer), self._size - self._pos)
+        if n <= 0:
+            return 0
+        got = os.preadv(self._fd, [memoryview(buffer)[:n]], self._pos) if hasattr(os, "preadv") else self._read_at(buffer, n)
+        self._pos += got
+        return got
+
+    def _read_at(self, buffer, n: int) -> int:  # type: ignore[no-untyped-def]
+        os.lseek(self._fd, self._pos, os.SEEK_SET)
+        data = os.read(self._fd, n)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(22, "Invalid argument")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def fileno(self) -> int:
+        # no descriptor for decoders to read on their own (libtiff would): every read
+        # goes through readinto and its size cap
+        raise io.UnsupportedOperation("fileno")
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def open_regular(path: str | Path) -> io.BufferedReader:
+    """Open ``path`` for reading only if it is a regular file, without ever blocking.
+
+    Listing saw a regular file, but by the time it is read it may have been replaced:
+    by a named pipe (a plain ``open`` waits forever for a writer, and Ctrl-C then
+    cannot end the scan), or by a link to a device such as ``/dev/zero`` (reads never
+    end). So the file is opened with ``O_NONBLOCK`` (and ``O_NOCTTY``), the *opened*
+    descriptor is checked with ``fstat`` (no race between check and use), and reads
+    stop at the size it had then. Raises :class:`UnreadableImage` for anything that is
+    not a regular file, ``OSError`` when it cannot be opened.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else (
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file")
+            raise UnreadableImage(f"not a regular file ({kind}): not read")
+        return io.BufferedReader(_SizedFile(fd, st.st_size))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
@@ -74,7 +151,7 @@ def _orientation(img: Image.Image) -> int:
     try:
         value = img.getexif().get(_ORIENTATION_TAG, 1)
         return int(value) if int(value) in range(1, 9) else 1
-    except Exception:  # broken EXIF of any shape: treat as upright
+    except Exception:  # noqa: BLE001 - broken EXIF of any shape: treat as upright
         return 1
 
 
@@ -103,7 +180,7 @@ def exif_datetime(img: Image.Image) -> datetime | None:
             dt = _parse_exif_date(value)
             if dt:
                 return dt
-    except Exception:
+    except Exception:  # noqa: BLE001 - broken EXIF of any shape: no date
         return None
     return None
 
@@ -115,7 +192,7 @@ def _transpose(img: Image.Image, orientation: int) -> Image.Image:
         out = ImageOps.exif_transpose(img)
         if out is not None:
             return out
-    except Exception:  # the broken-EXIF trap: SyntaxError, struct.error, ...
+    except Exception:  # noqa: BLE001, S110 - the broken-EXIF trap: SyntaxError, struct.error, ...
         pass
     for op in _TRANSPOSE.get(orientation, ()):
         img = img.transpose(op)
@@ -133,15 +210,23 @@ def open_image(path: str | Path, *, max_size: int = 1600, max_pixels: int = 180_
     # call: importing face_recognition flips this global to True.)
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        if os.path.getsize(path) == 0:
-            raise UnreadableImage("empty file (0 bytes)")
+        fh = open_regular(path)
     except OSError as exc:
         raise UnreadableImage(f"cannot read file: {exc.strerror or exc}") from exc
+    with fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            raise UnreadableImage("empty file (0 bytes)")
+        fh.seek(0)
+        return _decode(fh, max_size, max_pixels)
+
+
+def _decode(fh: io.BufferedReader, max_size: int, max_pixels: int) -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                fmt = img.format or "?"
+            with Image.open(fh) as opened:
+                img: Image.Image = opened
+                fmt = opened.format or "?"
                 if fmt not in ALLOWED_FORMATS:
                     raise UnreadableImage(f"unsupported image format {fmt}")
                 w, h = img.size

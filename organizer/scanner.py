@@ -18,27 +18,38 @@ Each stage is a plain function. What the scanner promises:
 """
 from __future__ import annotations
 
+import difflib
 import errno
 import hashlib
+import math
 import multiprocessing
 import os
+import signal
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from . import faces as face_api
 from .config import Settings
 from .db import Library
 from .errors import PhotoRootError, UnreadableImage
-from .imaging import crop_thumbnail, is_image_name, open_image
+from .imaging import crop_thumbnail, is_image_name, open_image, open_regular
 from .models import (
     Assignment,
     Face,
@@ -58,6 +69,15 @@ from .models import (
 #: photo are far above)
 RELABEL_DISTANCE = 0.35
 HASH_CHUNK = 1 << 20
+#: a batch is also committed when this many seconds passed since the last commit, so a
+#: slow scan loses little to a crash; a module setting so tests can switch it off
+#: (``math.inf``) and count batches independently of the machine's speed
+COMMIT_INTERVAL_S = 5.0
+#: longest time one file may take to read, decode and analyse in a worker before it is
+#: recorded as failed. The slowest real case measured is the cnn detector on a CPU at
+#: upsample 4, far below this; a file that takes longer is stuck (a device or a network
+#: file that never answers), and one stuck file must not hold up the whole scan
+FILE_TIME_LIMIT_S = 600.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -94,6 +114,8 @@ class ScanReport:
     seconds: float = 0.0
     interrupted: bool = False
     removal_skipped: int = 0
+    #: known photos in folders that could not be listed: kept as they are, not removed
+    unreadable_kept: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -107,6 +129,8 @@ class ScanReport:
         ]
         if self.kept_missing:
             parts.append(f"{self.kept_missing} missing photos kept (they hold confirmed faces)")
+        if self.unreadable_kept:
+            parts.append(f"{self.unreadable_kept} photos kept in folders that could not be read (not removed)")
         if self.removal_skipped:
             parts.append(f"{self.removal_skipped} missing photos not removed (whole library looks unplugged)")
         return ", ".join(parts) + f" in {self.seconds:.1f}s"
@@ -125,16 +149,64 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class ListingError:
+    """Something the listing could not look at. Every one protects the known photos at
+    ``rel`` and under it from being taken as deleted: what cannot be seen is not gone."""
+
     rel: str
     reason: str
+    #: a photo file (recorded as a failed photo) rather than a folder
     is_file: bool = True
+    #: False for a name that is not valid UTF-8: the database cannot hold it, so it is
+    #: reported but gets no row (``rel`` is then a printable form, not the real name)
+    storable: bool = True
+    #: an entry that could not be looked at at all (it may be a folder, or a link to a
+    #: folder on an unplugged disk): reported only when it protects known photos
+    maybe_folder: bool = False
+
+
+def _utf8(name: str) -> bool:
+    """Whether a name read from the file system is valid UTF-8 (Python hands invalid
+    bytes over as lone surrogates, which SQLite, JSON and a terminal all refuse)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """A non-UTF-8 name as text: ``b"Caf\\xe9.jpg"`` reads ``Caf\\xe9.jpg``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _within(path: str, folders: list[str]) -> bool:
+    for folder in folders:
+        try:
+            if os.path.commonpath([folder, path]) == folder:
+                return True
+        except ValueError:  # different drives (Windows)
+            continue
+    return False
+
+
+def _stat_failure(exc: OSError, *, is_file: bool = True) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "broken symbolic link"
+    return f"cannot read file: {exc.strerror}" if is_file else f"cannot be looked at: {exc.strerror}"
 
 
 def list_files(root: Path) -> Iterator[FileEntry | ListingError]:
     """Every image file under ``root`` (following folder links, never looping).
 
     Hidden files and folders (".name") are skipped: they hold thumbnails caches and
-    the like, not photos.
+    the like, not photos. A link to a *file* is followed only if its real path lies
+    inside the root or inside a folder that a followed folder link leads to; one that
+    leads elsewhere is recorded as failed with the reason, so a link planted in the
+    photo folder cannot pull an outside file into the library (the dashboard re-checks
+    real paths when serving). File links are judged after the whole walk, so the answer
+    does not depend on the order in which folders are visited.
     """
     seen_dirs: set[tuple[int, int]] = set()
     try:
@@ -144,6 +216,8 @@ def list_files(root: Path) -> Iterator[FileEntry | ListingError]:
     if not stat.S_ISDIR(st.st_mode):
         raise PhotoRootError(f"{root} is not a folder")
     seen_dirs.add((st.st_dev, st.st_ino))
+    allowed = [os.path.realpath(root)]
+    file_links: list[tuple[str, Path, os.stat_result]] = []
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -160,28 +234,57 @@ def list_files(root: Path) -> Iterator[FileEntry | ListingError]:
                 continue
             path = Path(entry.path)
             rel = path.relative_to(root).as_posix()
+            if not _utf8(entry.name):
+                yield from _undecodable(entry, printable_name(rel))
+                continue
             try:
                 est = entry.stat(follow_symlinks=True)
             except OSError as exc:
                 if is_image_name(entry.name):
-                    reason = "symbolic link loop" if exc.errno == errno.ELOOP else (
-                        "broken symbolic link" if exc.errno == errno.ENOENT else f"cannot read file: {exc.strerror}")
-                    yield ListingError(rel, reason)
+                    yield ListingError(rel, _stat_failure(exc))
+                else:
+                    yield ListingError(rel, _stat_failure(exc, is_file=False), is_file=False, maybe_folder=True)
                 continue
             if stat.S_ISDIR(est.st_mode):
                 key = (est.st_dev, est.st_ino)
                 if key in seen_dirs:
                     continue  # a folder link back into the tree: already walked
                 seen_dirs.add(key)
+                if entry.is_symlink():
+                    allowed.append(os.path.realpath(path))
                 subdirs.append(path)
             elif stat.S_ISREG(est.st_mode) and is_image_name(entry.name):
-                yield FileEntry(rel, est.st_size, est.st_mtime)
+                if entry.is_symlink():
+                    file_links.append((rel, path, est))
+                else:
+                    yield FileEntry(rel, est.st_size, est.st_mtime)
         stack.extend(reversed(subdirs))
+    for rel, path, est in file_links:
+        if _within(os.path.realpath(path), allowed):
+            yield FileEntry(rel, est.st_size, est.st_mtime)
+        else:
+            yield ListingError(rel, "symbolic link to a file outside the photo folder: not followed")
+
+
+def _undecodable(entry: os.DirEntry, shown: str) -> Iterator[ListingError]:
+    """A name that is not valid UTF-8 (an old camera's or a zip's Latin-1 "Caf\\xe9.jpg"):
+    reported with the way out, never a crash; a folder so named is not walked."""
+    try:
+        is_dir = entry.is_dir()
+    except OSError:
+        is_dir = False
+    if is_dir:
+        yield ListingError(shown, "folder name is not valid UTF-8: rename the folder to scan the photos in it",
+                           is_file=False, storable=False)
+    elif is_image_name(entry.name):
+        yield ListingError(shown, "file name is not valid UTF-8: rename the file to scan it", storable=False)
 
 
 def file_hash(path: Path) -> str:
+    """The content hash, read through :func:`~organizer.imaging.open_regular`: a file
+    swapped for a pipe or a device after listing is refused instead of read forever."""
     h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -199,6 +302,9 @@ class KnownPhoto:
     mtime: float
     content_hash: str | None
     status: PhotoStatus
+    #: what the user told us about this photo's faces: (confirmed faces, other answers:
+    #: named, "not a face", "not this person"); pairs identical files with the right row
+    user_data: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -208,14 +314,70 @@ class ScanPlan:
     todo: list[tuple[FileEntry, int | None, str | None]] = field(default_factory=list)
     restamp: list[tuple[int, FileEntry]] = field(default_factory=list)
     moves: list[tuple[int, FileEntry]] = field(default_factory=list)
+    #: (id of a vanished row holding user data, id of the unlabelled row of an identical
+    #: file that is still there, that file): the first takes the second's place
+    adoptions: list[tuple[int, int, FileEntry]] = field(default_factory=list)
     vanished: list[KnownPhoto] = field(default_factory=list)
+    #: known photos under a folder that could not be listed: neither seen nor gone
+    unreadable: list[KnownPhoto] = field(default_factory=list)
     listing_errors: list[ListingError] = field(default_factory=list)
 
 
 def load_known(library: Library) -> dict[str, KnownPhoto]:
     with library.session() as s:
+        def per_photo(q) -> dict[int, int]:  # type: ignore[no-untyped-def]
+            return {pid: n for pid, n in s.execute(q.group_by(Face.photo_id))}
+
+        count = select(Face.photo_id, func.count())
+        confirmed = per_photo(count.where(Face.assignment == Assignment.confirmed))
+        answers = per_photo(count.where(or_(Face.person_id.is_not(None), Face.is_face.is_(False))))
+        rejected = per_photo(count.join(FaceRejection, FaceRejection.face_id == Face.id))
         rows = s.execute(select(Photo.id, Photo.path, Photo.size, Photo.mtime, Photo.content_hash, Photo.status))
-        return {r.path: KnownPhoto(r.id, r.path, r.size, r.mtime, r.content_hash, r.status) for r in rows}
+        return {r.path: KnownPhoto(r.id, r.path, r.size, r.mtime, r.content_hash, r.status,
+                                   (confirmed.get(r.id, 0), answers.get(r.id, 0) + rejected.get(r.id, 0)))
+                for r in rows}
+
+
+def _under(path: str, folders: list[str]) -> bool:
+    return any(f == "." or path.startswith(f + "/") for f in folders)
+
+
+def _path_likeness(a: str, b: str, *, closely: bool = True) -> tuple[bool, float]:
+    """How alike two paths are, to pair identical files with rows: same folder first,
+    then how similar the whole paths read (dup1.jpg is closer to dup1b.jpg than dup2.jpg).
+    ``closely=False`` skips the character comparison (hundreds of copies of one file)."""
+    same_folder = a.rpartition("/")[0] == b.rpartition("/")[0]
+    return same_folder, difflib.SequenceMatcher(None, a, b).ratio() if closely else 0.0
+
+
+def _pair_by_hash(rows: list[KnownPhoto], files: list[tuple[FileEntry, str | None]]) -> list[tuple[KnownPhoto, FileEntry]]:
+    """Pair known rows with files of the same content, the rows holding the most user
+    data first, each with the file whose path is most like its own.
+
+    Several rows can share one hash (copies of one photo); keeping one per hash paired
+    an unlabelled copy and left the label on a row whose file was gone.
+    """
+    groups: dict[str, tuple[list[KnownPhoto], list[FileEntry]]] = {}
+    for k in rows:
+        if k.content_hash:
+            groups.setdefault(k.content_hash, ([], []))[0].append(k)
+    for e, h in files:
+        if h in groups:
+            groups[h][1].append(e)
+    pairs: list[tuple[KnownPhoto, FileEntry]] = []
+    for group_rows, group_files in groups.values():
+        closely = len(group_rows) * len(group_files) <= 2500
+        options = sorted(((k.user_data, _path_likeness(k.path, e.rel, closely=closely), -i, -j, k, e)
+                          for i, k in enumerate(group_rows) for j, e in enumerate(group_files)),
+                         key=lambda o: o[:4], reverse=True)
+        rows_taken: set[int] = set()
+        files_taken: set[str] = set()
+        for *_, k, e in options:
+            if k.id not in rows_taken and e.rel not in files_taken:
+                rows_taken.add(k.id)
+                files_taken.add(e.rel)
+                pairs.append((k, e))
+    return pairs
 
 
 def plan_scan(root: Path, known: dict[str, KnownPhoto], entries: Iterable[FileEntry | ListingError],
@@ -225,14 +387,19 @@ def plan_scan(root: Path, known: dict[str, KnownPhoto], entries: Iterable[FileEn
     Content hashes are computed only where they can save work: for files whose size or
     mtime changed (maybe a mere touch or a copy), and for new files when some known
     photos vanished (maybe a move).
+
+    A known photo is taken as gone only when the listing looked everywhere it could be:
+    one under a folder (or a folder link) that could not be listed, at any depth, is
+    kept as it is and reported, like the photos of an unplugged disk.
     """
     plan = ScanPlan()
     seen: set[str] = set()
     fresh: list[FileEntry] = []
     changed: list[tuple[FileEntry, KnownPhoto]] = []
+    errors: list[ListingError] = []
     for e in entries:
         if isinstance(e, ListingError):
-            plan.listing_errors.append(e)
+            errors.append(e)
             seen.add(e.rel)
             continue
         seen.add(e.rel)
@@ -243,10 +410,15 @@ def plan_scan(root: Path, known: dict[str, KnownPhoto], entries: Iterable[FileEn
             plan.unchanged.append(e)
         else:
             changed.append((e, k))
-    plan.vanished = [k for path, k in known.items() if path not in seen and k.status != PhotoStatus.missing]
-    missing = [k for path, k in known.items() if path not in seen and k.status == PhotoStatus.missing]
+    blind = [e.rel for e in errors]
+    unseen = [k for path, k in known.items() if path not in seen]
+    plan.unreadable = [k for k in unseen if _under(k.path, blind) and k.status != PhotoStatus.missing]
+    hidden = {k.id for k in plan.unreadable}
+    plan.listing_errors = [e for e in errors if not e.maybe_folder or any(_under(k.path, [e.rel]) for k in plan.unreadable)]
+    plan.vanished = [k for k in unseen if k.status != PhotoStatus.missing and k.id not in hidden]
+    missing = [k for k in unseen if k.status == PhotoStatus.missing]
     # a photo that was already missing can come back under another path: count it as vanished for matching
-    movable = {k.content_hash: k for k in plan.vanished + missing if k.content_hash}
+    movable = [k for k in plan.vanished + missing if k.content_hash]
 
     changed_hashes = hasher([root / e.rel for e, _ in changed]) if changed else []
     for (e, k), h in zip(changed, changed_hashes):
@@ -256,22 +428,37 @@ def plan_scan(root: Path, known: dict[str, KnownPhoto], entries: Iterable[FileEn
             plan.todo.append((e, k.id, h))
 
     fresh_hashes = hasher([root / e.rel for e in fresh]) if (fresh and movable) else [None] * len(fresh)
-    for e, h in zip(fresh, fresh_hashes):
-        k = movable.pop(h, None) if h else None
-        if k is not None:
-            plan.moves.append((k.id, e))
-        else:
-            plan.todo.append((e, None, h))
-    moved_ids = {pid for pid, _ in plan.moves}
+    moved = _pair_by_hash(movable, list(zip(fresh, fresh_hashes)))
+    plan.moves = [(k.id, e) for k, e in moved]
+    paired = {e.rel for _, e in moved}
+    plan.todo += [(e, None, h) for e, h in zip(fresh, fresh_hashes) if e.rel not in paired]
+    _plan_adoptions(plan, known, [k for k in movable if k.user_data > (0, 0)], {k.id for k, _ in moved})
+    moved_ids = {pid for pid, _ in plan.moves} | {ghost for ghost, _, _ in plan.adoptions}
     plan.vanished = [k for k in plan.vanished if k.id not in moved_ids]
     return plan
+
+
+def _plan_adoptions(plan: ScanPlan, known: dict[str, KnownPhoto], labelled: list[KnownPhoto], moved: set[int]) -> None:
+    """A labelled photo is gone but an identical, unlabelled copy is still there: the
+    labelled row takes the copy's place, so the user's answers stay on a real file
+    instead of a "missing" row next to the same face unlabelled."""
+    labelled = [k for k in labelled if k.id not in moved]
+    if not labelled:
+        return
+    present = [(e, known[e.rel]) for e in plan.unchanged] + [(e, known[e.rel]) for _, e in plan.restamp]
+    bare = [(e, k.content_hash) for e, k in present if k.user_data == (0, 0) and k.status == PhotoStatus.ok]
+    for ghost, e in _pair_by_hash(labelled, bare):
+        plan.adoptions.append((ghost.id, known[e.rel].id, e))
+    adopted = {e.rel for _, _, e in plan.adoptions}
+    plan.unchanged = [e for e in plan.unchanged if e.rel not in adopted]
+    plan.restamp = [(pid, e) for pid, e in plan.restamp if e.rel not in adopted]
 
 
 def hash_files(paths: list[Path], threads: int = 4) -> list[str | None]:
     def one(p: Path) -> str | None:
         try:
             return file_hash(p)
-        except OSError:
+        except (OSError, UnreadableImage):  # gone, unreadable, or no longer a regular file
             return None
 
     with ThreadPoolExecutor(threads) as pool:
@@ -313,18 +500,62 @@ class DetectOptions:
     max_size: int = 1600
     max_pixels: int = 180_000_000
     thumb_size: int = 128
+    #: seconds one file may take (see FILE_TIME_LIMIT_S)
+    time_limit: float = FILE_TIME_LIMIT_S
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "DetectOptions":
-        return cls(s.model, s.upsample, s.max_size, s.max_pixels, s.thumb_size)
+    def from_settings(cls, s: Settings) -> DetectOptions:
+        return cls(s.model, s.upsample, s.max_size, s.max_pixels, s.thumb_size, FILE_TIME_LIMIT_S)
 
     @property
     def label(self) -> str:
         return f"{self.model}/u{self.upsample}/{self.max_size}"
 
 
+class FileTimeout(Exception):
+    """One file took longer than its time limit (raised by the alarm inside the worker)."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`FileTimeout` in this thread after ``seconds``.
+
+    An alarm signal interrupts a read that blocks (a file on a device or a network share
+    that never answers) as well as Python code; it needs the main thread of its process,
+    which is where pool workers and the one-worker scan run their files. Elsewhere (a
+    scan started from a thread) files run without a limit.
+    """
+    usable = (seconds > 0 and math.isfinite(seconds) and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise FileTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def analyse_file(root: str, entry: FileEntry, known_hash: str | None, opts: DetectOptions) -> FileResult:
-    """Everything the library needs to know about one file. Never raises for bad files."""
+    """Everything the library needs to know about one file, within the file's time limit.
+    Never raises for bad files: a stuck one becomes a failed file like a corrupt one."""
+    try:
+        with _time_limit(opts.time_limit):
+            return _analyse(root, entry, known_hash, opts)
+    except FileTimeout:
+        return FileResult(entry.rel, entry.size, entry.mtime, known_hash,
+                          error=f"reading and analysing took longer than {opts.time_limit:g} s: skipped "
+                                "(a file on a device or network share that does not answer?)")
+
+
+def _analyse(root: str, entry: FileEntry, known_hash: str | None, opts: DetectOptions) -> FileResult:
     path = Path(root) / entry.rel
     res = FileResult(entry.rel, entry.size, entry.mtime)
     try:
@@ -548,6 +779,8 @@ def record_listing_errors(library: Library, errors: list[ListingError], known: d
             if not e.is_file:
                 continue
             report.failed += 1
+            if not e.storable:
+                continue
             k = known.get(e.rel)
             photo = s.get(Photo, k.id) if k else None
             if photo is None:
@@ -557,12 +790,17 @@ def record_listing_errors(library: Library, errors: list[ListingError], known: d
 
 
 def apply_moves_and_restamps(library: Library, plan: ScanPlan, report: ScanReport) -> None:
+    """Moves, re-stamps and adoptions (counted as moves) in one transaction."""
     with library.session() as s:
-        for pid, e in plan.moves:
+        if plan.adoptions:
+            bare = [present for _, present, _ in plan.adoptions]
+            report.faces_removed += s.scalar(select(func.count()).select_from(Face).where(Face.photo_id.in_(bare))) or 0
+            s.execute(delete(Photo).where(Photo.id.in_(bare)))
+        for pid, e in [*plan.moves, *((ghost, e) for ghost, _, e in plan.adoptions)]:
             s.execute(update(Photo).where(Photo.id == pid).values(path=e.rel, size=e.size, mtime=e.mtime, status=PhotoStatus.ok, error=None))
         for pid, e in plan.restamp:
             s.execute(update(Photo).where(Photo.id == pid).values(size=e.size, mtime=e.mtime))
-    report.moved += len(plan.moves)
+    report.moved += len(plan.moves) + len(plan.adoptions)
     report.restamped += len(plan.restamp)
 
 
@@ -589,12 +827,11 @@ def remove_vanished(library: Library, vanished: list[KnownPhoto], report: ScanRe
 
 
 def resolve_root(library: Library, photo_dir: str | Path, *, new_root: bool = False) -> Path:
-    """Check the folder and tie it to the library.
+    """Check the folder against the library; the caller ties it with :func:`tie_root`.
 
-    A library indexes one folder. Scanning another folder is refused while the old one
-    still exists (it would look as if every photo had been deleted), unless the caller
-    says the library moved (``new_root``); if the old folder is gone, the library is taken
-    to have moved and relative paths carry over.
+    A library indexes one folder. Scanning another folder is refused unless the caller
+    says the library moved there (``new_root``), also while the old folder is missing:
+    an unplugged disk is not a move, and taking it for one would forget every photo on it.
     """
     root = Path(photo_dir).expanduser()
     if not root.exists():
@@ -602,14 +839,35 @@ def resolve_root(library: Library, photo_dir: str | Path, *, new_root: bool = Fa
     if not root.is_dir():
         raise PhotoRootError(f"{root} is not a folder")
     root = root.resolve()
+    if not _utf8(str(root)):
+        raise PhotoRootError(f"the path of the photo folder {printable_name(str(root))} is not valid UTF-8; "
+                             "rename the folder (or a folder above it)")
     old = library.root
-    if old is not None and old != root and old.exists() and not new_root:
+    if old is not None and old != root and not new_root:
+        if old.exists():
+            raise PhotoRootError(
+                f"this library indexes {old}; to index {root} use another --db, "
+                f"or pass --new-root if the photos moved there")
         raise PhotoRootError(
-            f"this library indexes {old}; to index {root} use another --db, "
-            f"or pass --new-root if the photos moved there")
-    if old != root:
-        library.set_meta("root", str(root))
+            f"this library indexes {old}, which is not there now (disk unplugged?); nothing was changed: "
+            f"plug it in and scan it, or pass --new-root if the photos moved to {root}")
     return root
+
+
+def tie_root(library: Library, root: Path, known: dict[str, KnownPhoto], plan: ScanPlan) -> None:
+    """Record ``root`` as the library's folder; a move (``--new-root``) only to a folder
+    that holds at least one of the library's photos, so a wrong folder is refused before
+    anything is forgotten."""
+    old = library.root
+    if old == root:
+        return
+    found = (len(plan.unchanged) + len(plan.restamp) + len(plan.moves) + len(plan.adoptions)
+             + sum(pid is not None for _, pid, _ in plan.todo))
+    if old is not None and known and not found:
+        raise PhotoRootError(
+            f"none of the library's {len(known)} photos is in {root}, so it is not where they moved; "
+            f"nothing was changed (the library still indexes {old}; another photo collection needs another --db)")
+    library.set_meta("root", str(root))
 
 
 def scan(library: Library, photo_dir: str | Path, settings: Settings | None = None,
@@ -620,17 +878,19 @@ def scan(library: Library, photo_dir: str | Path, settings: Settings | None = No
     root = resolve_root(library, photo_dir, new_root=new_root)
     opts = DetectOptions.from_settings(settings)
     report = ScanReport(root=str(root))
+    known = load_known(library)
+    plan = plan_scan(root, known, list_files(root), hash_files)
+    tie_root(library, root, known, plan)
     with library.session() as s:
         run = ScanRun(root=str(root), settings={"detector": opts.label, "workers": settings.resolved_workers()})
         s.add(run)
         s.flush()
         run_id = run.id
 
-    known = load_known(library)
-    plan = plan_scan(root, known, list_files(root), hash_files)
-    report.files_seen = len(plan.unchanged) + len(plan.todo) + len(plan.restamp) + len(plan.moves) + sum(
-        e.is_file for e in plan.listing_errors)
+    report.files_seen = len(plan.unchanged) + len(plan.todo) + len(plan.restamp) + len(plan.moves) + len(
+        plan.adoptions) + sum(e.is_file for e in plan.listing_errors)
     report.unchanged = len(plan.unchanged)
+    report.unreadable_kept = len(plan.unreadable)
     apply_moves_and_restamps(library, plan, report)
     record_listing_errors(library, plan.listing_errors, known, report)
 
@@ -662,7 +922,7 @@ def scan(library: Library, photo_dir: str | Path, settings: Settings | None = No
                     "run the scan again when it is back")
             batch.append((res, existing.get(res.rel)))
             done += 1
-            if len(batch) >= settings.batch_size or time.monotonic() - last_commit > 5:
+            if len(batch) >= settings.batch_size or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
                 commit_results(library, batch, opts.label, report)
                 batch, last_commit = [], time.monotonic()
             if progress:
