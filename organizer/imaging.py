@@ -134,8 +134,8 @@ def open_regular(path: str | Path) -> io.BufferedReader:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else (
-                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file")
+            kind = ("a named pipe" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file")
             raise UnreadableImage(f"not a regular file ({kind}): not read")
         return io.BufferedReader(_SizedFile(fd, st.st_size))
     except BaseException:
