@@ -42,26 +42,41 @@ def _names_outside(rel: str, *, windows: bool = os.name == "nt") -> bool:
 
 
 def _inside(root: Path, rel: str) -> Path | None:
-    """The real file behind ``root/rel``, if it lies inside the root's real folder.
+    """The real file behind ``root/rel``, if the scan's link rule allows it.
 
     Two checks. Lexical: a stored path that *names* a place outside the root (absolute,
     ``..``; on Windows also a drive or a backslash step) is refused, whatever wrote it
-    into the database. Real: every link is followed *now*, at serving time, and the result
-    must still be inside the root's real path, so a link in the photo folder that points
-    outside it, or was re-pointed there after the scan, is not served. Only the Windows
-    rules know about drives and backslashes: on Linux and macOS ``:`` and ``\\`` are
-    ordinary characters of a file name ("Screenshot from 2014-05-10 14:23:11.png").
+    into the database. Real: every link is followed *now*, at serving time, by the rule
+    the scanner walks by: a folder link is followed wherever it leads (a photo folder
+    often links in a second disk) and what lies below it counts as inside; a file link
+    must end inside the root, or inside the folder link it was reached through. So a
+    file link that points out, or was re-pointed out after the scan, is not served.
+    Only the Windows rules know about drives and backslashes: on Linux and macOS ``:``
+    and ``\\`` are ordinary characters of a file name ("Screenshot from 2014-05-10 14:23:11.png").
     """
     if _names_outside(rel):
         return None
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(real_root, *PurePosixPath(rel).parts))
-    try:
-        if os.path.commonpath([real_root, real]) != real_root:
+    base = cur = os.path.realpath(root)
+    parts = PurePosixPath(rel).parts
+    for i, part in enumerate(parts):
+        step = os.path.join(cur, part)
+        if os.path.islink(step):
+            target = os.path.realpath(step)
+            if i < len(parts) - 1 and os.path.isdir(target):
+                base = cur = target  # a folder link the scan follows: a new inside
+                continue
+            step = target
+        if not _within(base, step):
             return None
+        cur = step
+    return Path(cur)
+
+
+def _within(base: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([base, path]) == base
     except ValueError:  # different drives (Windows)
-        return None
-    return Path(real)
+        return False
 
 
 def photo_file(lib: Library, photo_id: int) -> Path:

@@ -309,7 +309,7 @@ def _add_photo(lib: Library, rel: str) -> int:
         return row.id
 
 
-def test_links_that_lead_out_of_the_photo_folder_are_not_served(people_small_lib: Library, tmp_path: Path) -> None:
+def test_file_links_that_lead_out_of_the_photo_folder_are_not_served(people_small_lib: Library, tmp_path: Path) -> None:
     root = _writable_root(people_small_lib, tmp_path)
     outside = tmp_path / "private"
     outside.mkdir()
@@ -318,17 +318,25 @@ def test_links_that_lead_out_of_the_photo_folder_are_not_served(people_small_lib
     (root / "inside-link.jpg").symlink_to(some)
     (root / "outside-link.jpg").symlink_to(outside / "secret.jpg")
     (root / "relative-out.jpg").symlink_to(os.path.relpath(outside / "secret.jpg", root))
-    (root / "private-folder").symlink_to(outside, target_is_directory=True)
+    # a folder link (a second disk linked in) is followed, as the scan follows it; a file
+    # link inside it must stay inside it
+    (root / "second-disk").symlink_to(outside, target_is_directory=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(some, elsewhere / "other.jpg")
+    (outside / "escape.jpg").symlink_to(elsewhere / "other.jpg")
     (root / "repointed.jpg").symlink_to(some)
     ids = {rel: _add_photo(people_small_lib, rel) for rel in
-           ("inside-link.jpg", "outside-link.jpg", "relative-out.jpg", "private-folder/secret.jpg", "repointed.jpg")}
+           ("inside-link.jpg", "outside-link.jpg", "relative-out.jpg", "second-disk/secret.jpg",
+            "second-disk/escape.jpg", "repointed.jpg")}
     client = create_app(people_small_lib).server.test_client()
 
     def status(rel: str) -> int:
         return client.get(f"/media/photo/{ids[rel]}.jpg?size=64").status_code
 
     assert status("inside-link.jpg") == 200 and status("repointed.jpg") == 200
-    for rel in ("outside-link.jpg", "relative-out.jpg", "private-folder/secret.jpg"):
+    assert status("second-disk/secret.jpg") == 200
+    for rel in ("outside-link.jpg", "relative-out.jpg", "second-disk/escape.jpg"):
         assert status(rel) == 404, rel
         with pytest.raises(PhotoNotFound):
             photo_file(people_small_lib, ids[rel])
