@@ -73,19 +73,25 @@ def _fake_face(s, photo_id: int, face_id: int | None, seed: int) -> Face:  # typ
     return f
 
 
-@pytest.mark.parametrize("legacy_record", [False, True], ids=["fingerprinted", "record-from-before-fingerprints"])
-def test_undo_skips_a_recorded_face_whose_id_now_holds_another_face(tmp_path: Path, legacy_record: bool) -> None:
-    """Libraries from before revision 0003 may already hold a reused id; undo must tell the
-    faces apart (by fingerprint, or by age for records without one) and say what it skipped."""
+def _library_with_a_removed_face(tmp_path: Path) -> tuple[Library, int, int]:
+    """A library with one face, confirmed as Rose and then removed from her (the record undo replays)."""
     lib = Library.open(db_url(tmp_path / "library.db"))
     with lib.session() as s:
         photo = Photo(path="a.jpg")
         s.add(photo)
         s.flush()
-        old_id = _fake_face(s, photo.id, None, seed=1).id
+        face_id = _fake_face(s, photo.id, None, seed=1).id
         photo_id = photo.id
-    labelling.assign_faces(lib, [old_id], "Rose")
-    labelling.remove_faces(lib, [old_id])
+    labelling.assign_faces(lib, [face_id], "Rose")
+    labelling.remove_faces(lib, [face_id])
+    return lib, photo_id, face_id
+
+
+@pytest.mark.parametrize("legacy_record", [False, True], ids=["fingerprinted", "record-from-before-fingerprints"])
+def test_undo_skips_a_recorded_face_whose_id_now_holds_another_face(tmp_path: Path, legacy_record: bool) -> None:
+    """Libraries from before revision 0003 may already hold a reused id; undo must tell the
+    faces apart (by fingerprint, or by age for records without one) and say what it skipped."""
+    lib, photo_id, old_id = _library_with_a_removed_face(tmp_path)
     with lib.session() as s:
         s.delete(s.get(Face, old_id))
         s.flush()
@@ -105,14 +111,7 @@ def test_undo_skips_a_recorded_face_whose_id_now_holds_another_face(tmp_path: Pa
 
 def test_undo_still_restores_the_same_face(tmp_path: Path) -> None:
     """The fingerprint check must not stop an ordinary undo."""
-    lib = Library.open(db_url(tmp_path / "library.db"))
-    with lib.session() as s:
-        photo = Photo(path="a.jpg")
-        s.add(photo)
-        s.flush()
-        fid = _fake_face(s, photo.id, None, seed=1).id
-    labelling.assign_faces(lib, [fid], "Rose")
-    labelling.remove_faces(lib, [fid])
+    lib, _photo_id, fid = _library_with_a_removed_face(tmp_path)
     assert labelling.undo(lib) == ["removed 1 face from Rose"]
     with lib.session() as s:
         f = s.get(Face, fid)
