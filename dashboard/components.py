@@ -24,6 +24,8 @@ from organizer import browse, labelling
 from organizer.db import Library
 from organizer.errors import InvalidRequest, OrganizerError
 from organizer.ids import MAX_ID, as_id
+from organizer.queries import faces_text as faces_text  # pages count faces as the library does
+from organizer.queries import normalise_name
 
 # ids of the app shell that page callbacks write to (see dashboard/app.py)
 ALERT = "app-alert"
@@ -85,10 +87,6 @@ def fired() -> bool:
     """True when a real user event triggered the running callback (not a component that
     just appeared with n_clicks 0/None)."""
     return bool(ctx.triggered) and any(t.get("value") for t in ctx.triggered)
-
-
-def faces_text(n: int) -> str:
-    return f"{n} face" if n == 1 else f"{n} faces"
 
 
 # --- query arguments ---------------------------------------------------------------------------
@@ -262,10 +260,8 @@ def selection_action(lib: Library, action: str, face_ids: Sequence[int], name: s
             labelling.remove_faces(lib, ids)
             return Feedback(f"Removed {n}; they will not be suggested for that person again.")
         if action == "setaside":
-            # labelling has no "unassign from group" for faces that belong to nobody, so the
-            # faces leave the group as a group of their own (reviewable, undoable)
-            labelling.split_faces(lib, ids)
-            return Feedback(f"Removed {n} from the group; they wait in a group of their own.")
+            done = labelling.set_aside_faces(lib, ids)
+            return Feedback(f"Removed {faces_text(done.faces)} from the group; they wait in a group of their own.")
         if action in ("move", "assign"):
             fn = labelling.move_faces if action == "move" else labelling.assign_faces
             pid = fn(lib, ids, name or "")
@@ -345,7 +341,7 @@ AUTOCOMPLETE_LIMIT = 15
 def name_options(lib: Library, typed: str | None, limit: int = AUTOCOMPLETE_LIMIT) -> list[html.Option]:
     """Existing people whose name contains what was typed (hidden people included: naming
     with an existing name adds to that person)."""
-    text = " ".join((typed or "").split())
+    text = normalise_name(typed)
     if not text:
         return []
     people = browse.list_people(lib, include_hidden=True, search=text, order="name")

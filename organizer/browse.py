@@ -17,20 +17,20 @@ empties it, so :func:`list_clusters` only ever shows work still to do.
 """
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, case, distinct, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from .db import Library
-from .errors import ClusterNotFound, InvalidRequest, PersonNotFound
+from .errors import ClusterNotFound, InvalidRequest, NotFound
 from .ids import as_id, is_id
 from .models import Assignment, Cluster, Face, FaceThumb, Person, Photo, PhotoStatus
+from .queries import live, normalise_name, owned, require_person, resolve_person, unowned
+from .queries import person_by_name as person_by_name  # privacy.py imports it from here
 
 MAX_PAGE = 5000
-NAME_MAX = 200
 CLUSTER_PREVIEW = 12
 
 
@@ -91,72 +91,7 @@ class PhotoInfo:
     error: str | None = None
 
 
-# --- shared helpers (take an open session; also used by labelling/suggestions) ---------
-
-def live() -> ColumnElement[bool]:
-    """SQL condition: the face was not marked "not a face".
-
-    Written ``is_face IS NOT 0`` (the column is NOT NULL, so this is ``is_face IS 1``) on
-    purpose: SQLite cannot use the index on ``is_face`` for it. That index matches almost
-    every row, yet without table statistics the planner prefers it over the person and
-    cluster indexes and reads the whole table (measured: 200 ms instead of 1 ms for the
-    cluster sizes at 100k faces)."""
-    return Face.is_face.is_not(False)
-
-
-def owned() -> ColumnElement[bool]:
-    """SQL condition: the face belongs to its person (confirmed or auto-assigned)."""
-    return and_(Face.person_id.is_not(None), Face.assignment.in_([Assignment.confirmed, Assignment.auto]))
-
-
-def unowned() -> ColumnElement[bool]:
-    """SQL condition: the face belongs to nobody yet (possibly with a pending suggestion)."""
-    return or_(Face.person_id.is_(None), Face.assignment.is_(None), Face.assignment == Assignment.suggested)
-
-
-def normalise_name(name: str | None) -> str:
-    """A name in the one form it is stored and compared in: Unicode NFC (so "José" typed
-    with a combining accent is the same person as the precomposed one), without invisible
-    format characters (zero-width spaces and joiners, direction marks, BOM), whitespace
-    collapsed. The same rule as revision 0003 applies to names stored before it."""
-    text = unicodedata.normalize("NFC", str(name or ""))
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(text.split())
-
-
-def clean_name(name: str | None) -> str:
-    """A person's name as stored (:func:`normalise_name`); empty or too long is refused."""
-    text = normalise_name(name)
-    if not text:
-        raise InvalidRequest("a person's name cannot be empty")
-    if len(text) > NAME_MAX:
-        raise InvalidRequest(f"a person's name can have at most {NAME_MAX} characters")
-    return text
-
-
-def person_by_name(s: Session, name: str) -> Person | None:
-    """The person called ``name``: an exact match, else the one case-insensitive match.
-
-    Case is folded in Python: SQLite's lower() knows only ASCII, so "élodie" would
-    never find "Élodie" there."""
-    text = normalise_name(name)
-    if not text:
-        return None
-    exact = s.scalar(select(Person).where(Person.name == text))
-    if exact is not None:
-        return exact
-    folded = text.casefold()
-    matches = [pid for pid, stored in s.execute(select(Person.id, Person.name))
-               if normalise_name(stored).casefold() == folded]
-    return s.get(Person, matches[0]) if len(matches) == 1 else None
-
-
-def require_person(s: Session, person_id: int) -> Person:
-    person = s.get(Person, person_id) if is_id(person_id) else None
-    if person is None:
-        raise PersonNotFound(f"there is no person with id {person_id}")
-    return person
-
+# --- helpers ------------------------------------------------------------------------------
 
 def _page(limit: int, offset: int) -> tuple[int, int]:
     if limit < 0 or offset < 0:
@@ -251,13 +186,11 @@ def get_person(lib: Library, person_id: int) -> PersonSummary:
         return _summaries(s, [require_person(s, person_id)])[0]
 
 
-def find_person(lib: Library, name: str) -> PersonSummary:
-    """The person with this name (exact, else unique case-insensitive match)."""
+def find_person(lib: Library, ref: str | int) -> PersonSummary:
+    """The person a user means: a name (exact, else the one case-insensitive match) or an
+    id, by the one rule of :func:`organizer.queries.resolve_person`. PersonNotFound if none."""
     with lib.session() as s:
-        person = person_by_name(s, name)
-        if person is None:
-            raise PersonNotFound(f"there is no person named {normalise_name(name)!r}")
-        return _summaries(s, [person])[0]
+        return _summaries(s, [resolve_person(s, ref)])[0]
 
 
 # --- clusters -----------------------------------------------------------------------------
@@ -313,7 +246,7 @@ def get_cluster(lib: Library, cluster_id: int) -> ClusterSummary:
         return _cluster_summary(s, cluster_id, n, cluster.run_id is None)
 
 
-def cluster_faces(lib: Library, cluster_id: int, limit: int = 200, offset: int = 0) -> list[FaceInfo]:
+def faces_in_cluster(lib: Library, cluster_id: int, limit: int = 200, offset: int = 0) -> list[FaceInfo]:
     """The unnamed faces of a cluster, best quality first. ClusterNotFound if unknown."""
     limit, offset = _page(limit, offset)
     with lib.session() as s:
@@ -370,8 +303,6 @@ def get_faces(lib: Library, face_ids: list[int]) -> list[FaceInfo]:
 
 def photo_faces(lib: Library, photo_id: int, *, include_not_faces: bool = False) -> tuple[PhotoInfo, list[FaceInfo]]:
     """A photo and its faces (left to right); NotFound if there is no such photo."""
-    from .errors import NotFound
-
     with lib.session() as s:
         photo = s.get(Photo, photo_id) if is_id(photo_id) else None
         if photo is None:
@@ -397,6 +328,10 @@ def face_thumbnail(lib: Library, face_id: int) -> bytes | None:
 __all__ = [
     "PersonSummary", "ClusterSummary", "FaceInfo", "PhotoInfo",
     "list_people", "get_person", "find_person", "list_clusters", "count_clusters", "get_cluster",
-    "cluster_faces", "person_faces", "count_person_faces", "unassigned_faces", "count_unassigned",
+    "faces_in_cluster", "person_faces", "count_person_faces", "unassigned_faces", "count_unassigned",
     "get_faces", "photo_faces", "face_thumbnail",
 ]
+
+#: the old name, still used by tests/test_dashboard_browser.py (not to be confused with
+#: :func:`organizer.clustering.cluster_faces`, which groups faces)
+cluster_faces = faces_in_cluster

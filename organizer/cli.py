@@ -9,11 +9,15 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import config
 from .config import Settings
 from .db import Library
 from .errors import OrganizerError
+
+if TYPE_CHECKING:
+    from .browse import PersonSummary
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -130,11 +134,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
     print(f"scanned {report.root}: {report.summary()}")
-    if not args.no_cluster and (report.faces_added or report.faces_removed):
-        # group the new faces right away (label-preserving), so the next step is naming
-        from .clustering import cluster_faces
+    if not args.no_cluster:
+        from .clustering import cluster_after_scan
 
-        print(cluster_faces(lib, settings=settings).summary())
+        grouped = cluster_after_scan(lib, report, settings=settings)
+        if grouped is not None:
+            print(grouped.summary())
     if report.errors and not args.quiet:
         shown = report.errors[:10]
         print(f"{len(report.errors)} file(s) could not be read:")
@@ -221,17 +226,11 @@ def cmd_lookalike(args: argparse.Namespace) -> int:
 # --- people: clustering, labelling, suggestions (issue 3) -------------------------------
 
 
-def _person_id(lib: Library, text: str) -> int:
-    """A person from a name typed by the user (or a plain id when no one has that name)."""
-    from .errors import PersonNotFound
-    from .labelling import resolve_person
+def _person(lib: Library, text: str) -> PersonSummary:
+    """The person the user typed: a name, or an id when nobody has that name."""
+    from .browse import find_person
 
-    try:
-        return resolve_person(lib, text)
-    except PersonNotFound:
-        if text.strip().isdigit():
-            return resolve_person(lib, int(text))
-        raise
+    return find_person(lib, text)
 
 
 def _face_line(f) -> str:  # type: ignore[no-untyped-def]
@@ -269,10 +268,10 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 
 def cmd_show_person(args: argparse.Namespace) -> int:
-    from .browse import get_person, person_faces
+    from .browse import person_faces
 
     lib = open_library(args)
-    p = get_person(lib, _person_id(lib, args.name))
+    p = _person(lib, args.name)
     print(f"{p.name} (id {p.id}): {p.face_count} faces in {p.photo_count} photos, "
           f"{p.confirmed_count} confirmed by you; cover face {p.cover_face_id or '-'}"
           f"{'; hidden' if p.hidden else ''}")
@@ -296,13 +295,13 @@ def cmd_clusters(args: argparse.Namespace) -> int:
 
 
 def cmd_show_cluster(args: argparse.Namespace) -> int:
-    from .browse import cluster_faces, get_cluster
+    from .browse import faces_in_cluster, get_cluster
 
     lib = open_library(args)
     c = get_cluster(lib, args.cluster)
     hint = f"; maybe {c.suggested_person_name} ({c.confidence:.2f})" if c.suggested_person_name else ""
     print(f"cluster {c.id}: {c.size} unnamed faces{hint}")
-    for f in cluster_faces(lib, c.id, limit=args.limit):
+    for f in faces_in_cluster(lib, c.id, limit=args.limit):
         print(_face_line(f))
     return EXIT_OK
 
@@ -329,29 +328,33 @@ def cmd_name(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
+    from .browse import get_person
     from .labelling import assign_faces
 
     lib = open_library(args)
-    assign_faces(lib, args.faces, args.to)
-    print(f"{len(set(args.faces))} face(s) confirmed as {' '.join(args.to.split())}")
+    pid = assign_faces(lib, args.faces, args.to)
+    print(f"{len(set(args.faces))} face(s) confirmed as {get_person(lib, pid).name}")
     return EXIT_OK
 
 
 def cmd_move(args: argparse.Namespace) -> int:
+    from .browse import get_person
     from .labelling import move_faces
 
     lib = open_library(args)
-    move_faces(lib, args.faces, args.to)
-    print(f"{len(set(args.faces))} face(s) moved to {' '.join(args.to.split())}")
+    pid = move_faces(lib, args.faces, args.to)
+    print(f"{len(set(args.faces))} face(s) moved to {get_person(lib, pid).name}")
     return EXIT_OK
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
+    from .browse import get_person
     from .labelling import rename_person
 
     lib = open_library(args)
-    rename_person(lib, _person_id(lib, args.old), args.new)
-    print(f"renamed {args.old} to {' '.join(args.new.split())}")
+    p = _person(lib, args.old)
+    rename_person(lib, p.id, args.new)
+    print(f"renamed {p.name} to {get_person(lib, p.id).name}")
     return EXIT_OK
 
 
@@ -359,9 +362,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from .labelling import merge_people
 
     lib = open_library(args)
-    source, target = _person_id(lib, args.source), _person_id(lib, args.target)
-    merge_people(lib, source, target)
-    print(f"merged {args.source} into {args.target}")
+    source, target = _person(lib, args.source), _person(lib, args.target)
+    merge_people(lib, source.id, target.id)
+    print(f"merged {source.name} into {target.name}")
     return EXIT_OK
 
 
@@ -369,8 +372,9 @@ def cmd_hide(args: argparse.Namespace) -> int:
     from .labelling import set_hidden
 
     lib = open_library(args)
-    set_hidden(lib, _person_id(lib, args.name), args.hidden)
-    print(f"{args.name} is {'hidden' if args.hidden else 'shown again'}")
+    p = _person(lib, args.name)
+    set_hidden(lib, p.id, args.hidden)
+    print(f"{p.name} is {'hidden' if args.hidden else 'shown again'}")
     return EXIT_OK
 
 
@@ -378,27 +382,24 @@ def cmd_cover(args: argparse.Namespace) -> int:
     from .labelling import set_cover
 
     lib = open_library(args)
-    set_cover(lib, _person_id(lib, args.name), args.face)
-    print(f"face {args.face} is the cover of {args.name}")
+    p = _person(lib, args.name)
+    set_cover(lib, p.id, args.face)
+    print(f"face {args.face} is the cover of {p.name}")
     return EXIT_OK
 
 
 def cmd_born(args: argparse.Namespace) -> int:
-    from datetime import date
-
-    from .labelling import set_birth_date
+    from .errors import InvalidRequest
+    from .labelling import parse_birth_date, set_birth_date
 
     lib = open_library(args)
-    text = args.date.strip()
-    if text.lower() in ("none", "unknown", "-"):
-        birth = None
-    else:
-        try:
-            birth = date.fromisoformat(text)
-        except ValueError:
-            raise UsageError(f"organizer born: {text!r} is not a date like 1990-05-17 (or 'none')") from None
-    set_birth_date(lib, _person_id(lib, args.name), birth)
-    print(f"{args.name}: born {birth.isoformat() if birth else 'unknown'}")
+    try:
+        birth = parse_birth_date(args.date)
+    except InvalidRequest as exc:  # a malformed argument, like argparse's own: exit code 2
+        raise UsageError(f"organizer born: {exc}") from None
+    p = _person(lib, args.name)
+    set_birth_date(lib, p.id, birth)
+    print(f"{p.name}: born {birth.isoformat() if birth else 'unknown'}")
     return EXIT_OK
 
 
@@ -474,8 +475,9 @@ def cmd_accept(args: argparse.Namespace) -> int:
     from .suggestions import accept_suggestion
 
     lib = open_library(args)
-    accept_suggestion(lib, args.faces, _person_id(lib, args.to))
-    print(f"{len(set(args.faces))} face(s) confirmed as {args.to}")
+    p = _person(lib, args.to)
+    accept_suggestion(lib, args.faces, p.id)
+    print(f"{len(set(args.faces))} face(s) confirmed as {p.name}")
     return EXIT_OK
 
 
@@ -483,8 +485,9 @@ def cmd_reject(args: argparse.Namespace) -> int:
     from .suggestions import reject_suggestion
 
     lib = open_library(args)
-    reject_suggestion(lib, args.faces, _person_id(lib, args.to))
-    print(f"noted: {len(set(args.faces))} face(s) are not {args.to}")
+    p = _person(lib, args.to)
+    reject_suggestion(lib, args.faces, p.id)
+    print(f"noted: {len(set(args.faces))} face(s) are not {p.name}")
     return EXIT_OK
 
 

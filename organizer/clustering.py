@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
@@ -35,15 +36,17 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import DBSCAN
 from sqlalchemy import delete, or_, select, update
 
-from .browse import live, unowned
 from .config import Settings
 from .db import Library
 from .errors import InvalidRequest
 from .ids import as_id
 from .labelling import refresh_cluster_sizes
-from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person, embedding_matrix
-from .suggestions import (SUGGEST_MAX_DISTANCE, TOP_K, confidence_for, evidence_positions, load_embeddings, nearest,
-                          person_distances)
+from .models import Assignment, Cluster, ClusterRun, Face, Person
+from .neighbours import SUGGEST_MAX_DISTANCE, confidence_for, face_person_distances, load_embeddings
+from .queries import FaceState, live, unowned
+
+if TYPE_CHECKING:
+    from .scanner import ScanReport
 
 #: a new cluster keeps an old cluster's id when they share this fraction of members
 KEEP_ID_JACCARD = 0.5
@@ -272,39 +275,6 @@ def decide_people(groups: list[list[int]], face_dists: dict[int, dict[int, float
     return out
 
 
-def _face_person_distances(s, pool_ids: np.ndarray, pool_mat: np.ndarray) -> dict[int, dict[int, float]]:  # type: ignore[no-untyped-def]
-    """face id -> {named person: distance} for the pool, as the suggestions score them
-    (against each person's evidence faces: see :func:`organizer.suggestions.choose_evidence`)."""
-    ids, owners, quality, raw = [], [], [], []
-    for fid, pid, q, emb in s.execute(
-            select(Face.id, Face.person_id, Face.quality, Face.embedding)
-            .where(live(), Face.person_id.is_not(None), Face.assignment == Assignment.confirmed).order_by(Face.id)):
-        ids.append(fid)
-        owners.append(pid)
-        quality.append(q or 0.0)
-        raw.append(emb)
-    if not ids or len(pool_ids) == 0:
-        return {}
-    ref_ids = np.asarray(ids, dtype=np.int64)
-    ref_owner = np.asarray(owners, dtype=np.int64)
-    ref_mat = embedding_matrix(raw)
-    keep = evidence_positions(ref_ids, ref_owner, ref_mat, np.asarray(quality, dtype=np.float64))
-    ref_mat = np.ascontiguousarray(ref_mat[keep])
-    ref_owner = np.append(ref_owner[keep], -1)  # -1: padding indexes the trailing -1
-    rejected: dict[int, set[int]] = {}
-    for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)):
-        rejected.setdefault(fid, set()).add(pid)
-    dist, idx = nearest(pool_mat, ref_mat, TOP_K)
-    owner_rows = ref_owner[idx]
-    out: dict[int, dict[int, float]] = {}
-    for n in np.flatnonzero(idx[:, 0] >= 0).tolist():
-        fid = int(pool_ids[n])
-        got = person_distances(dist[n], owner_rows[n], rejected.get(fid, frozenset()))
-        if got:
-            out[fid] = got
-    return out
-
-
 def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | None = None,
                   settings: Settings | None = None,
                   progress: Callable[[str], None] | None = None) -> ClusterReport:
@@ -331,7 +301,7 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
         old_cluster = {fid: as_id(cid) for fid, cid in s.execute(
             select(Face.id, Face.cluster_id).where(*in_pool, Face.cluster_id.is_not(None)))}
         say("comparing with named people")
-        face_dists = _face_person_distances(s, pool_ids, pool_mat)
+        face_dists = face_person_distances(s, pool_ids, pool_mat)
 
     say(f"clustering {len(pool_ids)} faces")
     labels = dbscan_labels(pool_mat, float(eps), int(min_samples))
@@ -353,10 +323,10 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
                          clusters=len(groups), noise=len(noise))
         s.add(run)
         s.flush()
-        current = {fid: (pid, a, cid, lv) for fid, pid, a, cid, lv in s.execute(
-            select(Face.id, Face.person_id, Face.assignment, Face.cluster_id, Face.is_face).where(*in_pool))}
+        current = {fid: FaceState(pid, a, cid) for fid, pid, a, cid in s.execute(
+            select(Face.id, Face.person_id, Face.assignment, Face.cluster_id).where(*in_pool))}
         people = set(s.scalars(select(Person.id)))
-        target: dict[int, tuple[int | None, int | None, Assignment | None, float | None]] = {}
+        target: dict[int, FaceState] = {}
         cluster_ids: list[int] = []
         existing = set(s.scalars(select(Cluster.id).where(Cluster.id.in_([c for c in keep.values()])))) if keep else set()
         fresh = [Cluster(run_id=run.id, size=0) for n in range(len(groups)) if keep.get(n) not in existing]
@@ -368,11 +338,11 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
             cid = kept if kept is not None and kept in existing else next(fresh_ids)
             cluster_ids.append(cid)
             for f in group:
-                target[f] = (cid, None, None, None)
+                target[f] = FaceState(None, None, cid)
         if existing:
             s.execute(update(Cluster).where(Cluster.id.in_(existing)).values(run_id=run.id))
         for f in noise:
-            target[f] = (None, None, None, None)
+            target[f] = FaceState(None, None, None)
         auto_n = sugg_n = 0
         for group_ids, decision in [(g, d) for g, d in zip(cluster_ids, decisions)] + [(None, d) for d in single]:
             if decision is None or decision.person_id not in people:
@@ -380,15 +350,14 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
             conf = confidence_for(decision.distance)
             for f in decision.face_ids:
                 if decision.auto:
-                    target[f] = (None, decision.person_id, Assignment.auto, conf)
+                    target[f] = FaceState(decision.person_id, Assignment.auto, None, conf)
                     auto_n += 1
                 else:
-                    target[f] = (target[f][0], decision.person_id, Assignment.suggested, conf)
+                    target[f] = FaceState(decision.person_id, Assignment.suggested, target[f].cluster_id, conf)
                     sugg_n += 1
         # faces labelled by the user while we were computing are not in `current`: theirs now
-        changes = [{"id": f, "cluster_id": cid, "person_id": pid, "assignment": assignment, "confidence": conf}
-                   for f, (cid, pid, assignment, conf) in target.items()
-                   if f in current and current[f][:3] != (pid, assignment, cid)]
+        changes = [{"id": f, **new._asdict()} for f, new in target.items()
+                   if f in current and not current[f].same_place(new)]
         for a in range(0, len(changes), 5000):
             s.execute(update(Face), changes[a:a + 5000])
         s.flush()
@@ -409,6 +378,16 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
     return report
 
 
+def cluster_after_scan(lib: Library, scan: ScanReport, *, settings: Settings | None = None,
+                       progress: Callable[[str], None] | None = None) -> ClusterReport | None:
+    """Group the faces a scan added right away (label-preserving, as :func:`cluster_faces`),
+    so the next step is naming them. None, and nothing done, when the scan added and removed
+    no face: the groups would come out as they are."""
+    if not (scan.faces_added or scan.faces_removed):
+        return None
+    return cluster_faces(lib, settings=settings, progress=progress)
+
+
 def pairwise_precision_recall(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Pairwise precision/recall of a clustering against true identities. Noise (-1) is
     a singleton: it pairs with nothing."""
@@ -426,5 +405,5 @@ def pairwise_precision_recall(labels: np.ndarray, truth: np.ndarray) -> tuple[fl
     return precision, recall
 
 
-__all__ = ["ClusterReport", "cluster_faces", "dbscan_labels", "radius_graph", "match_clusters",
+__all__ = ["ClusterReport", "cluster_faces", "cluster_after_scan", "dbscan_labels", "radius_graph", "match_clusters",
            "pairwise_precision_recall", "AUTO_ASSIGN_DISTANCE", "AUTO_ASSIGN_MARGIN"]

@@ -15,21 +15,23 @@ suggested to them again.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from .browse import clean_name, live, normalise_name, person_by_name, require_person, unowned
 from .db import Library
-from .errors import ClusterNotFound, FaceNotFound, InvalidRequest, PersonNotFound
+from .errors import ClusterNotFound, FaceNotFound, InvalidRequest
 from .ids import as_id, is_id
 from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Operation, Person, utcnow
+from .queries import clean_name, faces_text, live, people_named, person_by_name, require_person, unowned
 
 MAX_FACES_PER_OP = 100_000
+#: assignments that make a face its person's (the rest only suggest)
+_OWNED = (Assignment.confirmed, Assignment.auto)
 
 
 @dataclass(frozen=True)
@@ -233,10 +235,6 @@ def _drop_stale_covers(rec: Recorder, faces: list[Face]) -> None:
             rec.person(p).cover_face_id = None
 
 
-def _faces_text(n: int) -> str:
-    return f"{n} face" if n == 1 else f"{n} faces"
-
-
 # --- operations -----------------------------------------------------------------------------
 
 def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
@@ -261,7 +259,7 @@ def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
         _confirm(rec, take, person)
         rec.clusters_touched.add(cluster_id)
         extra = " (new person)" if created else ""
-        rec.save("name_cluster", f"named cluster {cluster_id} as {person.name}{extra}: {_faces_text(len(take))}")
+        rec.save("name_cluster", f"named cluster {cluster_id} as {person.name}{extra}: {faces_text(len(take))}")
         return person.id
 
 
@@ -279,7 +277,7 @@ def _confirm_as(lib: Library, face_ids: Sequence[int], name: str, kind: str, ver
         person, created = _person_for_name(rec, name)
         _confirm(rec, faces, person)
         extra = " (new person)" if created else ""
-        rec.save(kind, f"{verb} {_faces_text(len(faces))} to {person.name}{extra}")
+        rec.save(kind, f"{verb} {faces_text(len(faces))} to {person.name}{extra}")
         return person.id
 
 
@@ -289,9 +287,7 @@ def rename_person(lib: Library, person_id: int, new_name: str) -> None:
         rec = Recorder(s)
         person = require_person(s, person_id)
         text = clean_name(new_name)
-        other = s.scalar(select(Person).where(Person.name == text, Person.id != person.id))
-        if other is None:
-            other = s.scalar(select(Person).where(func.lower(Person.name) == text.lower(), Person.id != person.id))
+        other = next((p for p in people_named(s, text) if p.id != person.id), None)
         if other is not None:
             raise InvalidRequest(f"there is already a person named {other.name}; merge the two instead")
         if text == person.name:
@@ -330,7 +326,7 @@ def merge_people(lib: Library, source_id: int, target_id: int) -> None:
             target.birth_date = source.birth_date
         s.flush()
         rec.delete_person(source)
-        rec.save("merge", f"merged {source.name} into {target.name}: {_faces_text(len(faces))}")
+        rec.save("merge", f"merged {source.name} into {target.name}: {faces_text(len(faces))}")
 
 
 def set_hidden(lib: Library, person_id: int, hidden: bool) -> None:
@@ -354,6 +350,23 @@ def set_cover(lib: Library, person_id: int, face_id: int) -> None:
             raise InvalidRequest(f"face {face.id} is not one of {person.name}'s faces")
         rec.person(person).cover_face_id = face.id
         rec.save("cover", f"set the cover of {person.name} to face {face.id}")
+
+
+#: what a user types for "birth date not known" (any case)
+UNKNOWN_DATE = ("", "none", "unknown", "-")
+
+
+def parse_birth_date(text: str | None) -> date | None:
+    """A birth date as a user types it: YYYY-MM-DD, or None for one of
+    :data:`UNKNOWN_DATE` (clears it); InvalidRequest with an example otherwise."""
+    text = (text or "").strip()
+    if text.lower() in UNKNOWN_DATE:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2015-06-30 "
+                             "(or 'none' to clear it)") from None
 
 
 def set_birth_date(lib: Library, person_id: int, birth: date | None) -> None:
@@ -387,7 +400,7 @@ def remove_faces(lib: Library, face_ids: Sequence[int]) -> None:
             names.add(f.person.name if f.person else str(f.person_id))
             f.person_id, f.assignment, f.confidence, f.cluster_id = None, None, None, None
         _drop_stale_covers(rec, faces)
-        rec.save("remove", f"removed {_faces_text(len(faces))} from {', '.join(sorted(names))}")
+        rec.save("remove", f"removed {faces_text(len(faces))} from {', '.join(sorted(names))}")
 
 
 def move_faces(lib: Library, face_ids: Sequence[int], name: str) -> int:
@@ -405,7 +418,7 @@ def mark_not_face(lib: Library, face_ids: Sequence[int]) -> None:
             rec.face(f)
             f.is_face, f.person_id, f.assignment, f.confidence, f.cluster_id = False, None, None, None, None
         _drop_stale_covers(rec, faces)
-        rec.save("not_face", f"marked {_faces_text(len(faces))} as not a face")
+        rec.save("not_face", f"marked {faces_text(len(faces))} as not a face")
 
 
 def split_faces(lib: Library, face_ids: Sequence[int]) -> int:
@@ -419,13 +432,51 @@ def split_faces(lib: Library, face_ids: Sequence[int]) -> int:
         if confirmed:
             raise InvalidRequest(f"face {', '.join(map(str, confirmed[:10]))} is confirmed for a person; "
                                  "remove or move it instead")
-        cluster = rec.new_cluster()
-        for f in faces:
-            rec.face(f)
-            f.person_id, f.assignment, f.confidence, f.cluster_id = None, None, None, cluster.id
-        _drop_stale_covers(rec, faces)
-        rec.save("split", f"split {_faces_text(len(faces))} into new cluster {cluster.id}")
+        cluster = _into_new_group(rec, faces)
+        rec.save("split", f"split {faces_text(len(faces))} into new cluster {cluster.id}")
         return cluster.id
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """What :func:`set_aside_faces` did."""
+
+    #: the new group the faces wait in
+    cluster_id: int
+    faces: int
+    #: the groups they were taken out of (none for faces that were in no group)
+    from_clusters: list[int]
+
+
+def set_aside_faces(lib: Library, face_ids: Sequence[int]) -> SetAside:
+    """Take faces that belong to nobody out of their group ("these do not belong here").
+
+    There is no "kept apart from group X" record, and a face left without a group would be
+    put back by the next clustering, so the faces wait in a new group of their own, made by
+    the user (which re-clustering leaves alone) until they are named; a pending suggestion
+    is dropped. Faces that belong to a person are refused: remove or move them instead."""
+    with lib.session() as s:
+        rec = Recorder(s)
+        faces = load_faces(s, face_ids)
+        theirs = [f.id for f in faces if f.person_id is not None and f.assignment in _OWNED]
+        if theirs:
+            raise InvalidRequest(f"face {', '.join(map(str, theirs[:10]))} belongs to a person; "
+                                 "remove or move it instead")
+        old = sorted({f.cluster_id for f in faces if f.cluster_id is not None})
+        cluster = _into_new_group(rec, faces)
+        where = f" from cluster {', '.join(map(str, old))}" if old else ""
+        rec.save("set_aside", f"set aside {faces_text(len(faces))}{where} into new cluster {cluster.id}")
+        return SetAside(cluster_id=cluster.id, faces=len(faces), from_clusters=old)
+
+
+def _into_new_group(rec: Recorder, faces: list[Face]) -> Cluster:
+    """Move faces, unassigned, into a new user-made group (split and set aside)."""
+    cluster = rec.new_cluster()
+    for f in faces:
+        rec.face(f)
+        f.person_id, f.assignment, f.confidence, f.cluster_id = None, None, None, cluster.id
+    _drop_stale_covers(rec, faces)
+    return cluster
 
 
 def accept_faces(s: Session, faces: list[Face], person: Person) -> Recorder:
@@ -449,7 +500,7 @@ def undo(lib: Library, steps: int = 1) -> list[str]:
         for op in ops:
             skipped = _revert(s, op.undo or {}, op.created_at)
             op.undone = True
-            note = f" ({_faces_text(skipped)} changed since and left as they are)" if skipped else ""
+            note = f" ({faces_text(skipped)} changed since and left as they are)" if skipped else ""
             done.append(op.description + note)
             s.flush()
         return done
@@ -558,20 +609,8 @@ def history(lib: Library, limit: int = 20) -> list[OperationInfo]:
                 for o in s.scalars(select(Operation).order_by(Operation.id.desc()).limit(limit))]
 
 
-def resolve_person(lib: Library, name_or_id: str | int) -> int:
-    """A person id from a name (exact, else unique case-insensitive) or an id; for front
-    ends whose users type names. PersonNotFound with the name if unknown."""
-    with lib.session() as s:
-        if isinstance(name_or_id, int) and not isinstance(name_or_id, bool):
-            return require_person(s, name_or_id).id
-        person = person_by_name(s, str(name_or_id))
-        if person is None:
-            raise PersonNotFound(f"there is no person named {normalise_name(str(name_or_id))!r}")
-        return person.id
-
-
 __all__ = [
     "OperationInfo", "name_cluster", "assign_faces", "rename_person", "merge_people", "set_hidden",
-    "set_cover", "set_birth_date", "remove_faces", "move_faces", "mark_not_face", "split_faces",
-    "undo", "history", "resolve_person",
+    "set_cover", "parse_birth_date", "set_birth_date", "remove_faces", "move_faces", "mark_not_face",
+    "split_faces", "SetAside", "set_aside_faces", "undo", "history",
 ]

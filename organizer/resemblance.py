@@ -41,14 +41,15 @@ from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import faces as face_api
 from .db import Library
-from .errors import InvalidRequest, PersonNotFound, UnreadableImage
+from .errors import InvalidRequest, UnreadableImage
 from .imaging import open_image
 from .models import Assignment, Face, Person, Photo, embedding_from_bytes
+from .queries import resolve_person
 
 #: faces whose nose sits this far off the eye midline (0 = profile, 1 = frontal) are dropped
 MIN_FRONTAL = 0.35
@@ -207,24 +208,6 @@ def frontal_from_landmarks(landmarks: dict | None) -> float | None:
         return None
     dl, dr = np.linalg.norm(nose - left), np.linalg.norm(nose - right)
     return float(min(dl, dr) / max(dl, dr)) if max(dl, dr) > 0 else 0.0
-
-
-def resolve_person(s: Session, ref: str | int) -> Person:
-    """A person by id or name (exact, then case-insensitive); PersonNotFound otherwise."""
-    if isinstance(ref, int):
-        person = s.get(Person, ref)
-        if person is None:
-            raise PersonNotFound(f"no person with id {ref}")
-        return person
-    name = str(ref).strip()
-    person = s.scalar(select(Person).where(Person.name == name))
-    if person is None:
-        matches = list(s.scalars(select(Person).where(func.lower(Person.name) == name.lower())))
-        if len(matches) == 1:
-            person = matches[0]
-    if person is None:
-        raise PersonNotFound(f"no person named {name!r}")
-    return person
 
 
 def _load_faces(s: Session, person_ids: Sequence[int]) -> dict[int, list[tuple]]:
@@ -434,6 +417,7 @@ def resemble(lib: Library, child: str | int, candidates: Sequence[str | int], *,
              calibration: CalibrationInfo | None = None) -> ResemblanceResult:
     """How much ``child`` looks like each candidate: ranked scores, 95 % intervals, evidence.
 
+    ``child`` and each candidate: an id or a name (:func:`organizer.queries.resolve_person`).
     Read-only. Raises PersonNotFound for an unknown name and InvalidRequest for a child
     among its own candidates, no candidates, or a person without usable faces.
     """

@@ -1,18 +1,10 @@
 """Who might this be: rank the named people for unassigned faces and clusters.
 
-How a face is scored against a person: the mean Euclidean distance from the face to the
-person's (up to) :data:`K_PER_PERSON` nearest *evidence* faces. Evidence is only ever faces
-the user *confirmed*, so a machine mistake can never teach the machine: all of a person's
-confirmed faces up to :data:`EVIDENCE_PER_PERSON`; beyond that a fixed selection of them
-(their best-quality faces plus faces spread over the rest, see :func:`choose_evidence`),
-so that a person with thousands of confirmed faces costs no more than one with a hundred.
-A person the user rejected for a face ("not this person") is never suggested for it again.
-People further than :data:`SUGGEST_MAX_DISTANCE` (0.50, measured: see README) are not
-suggested at all.
-
-The confidence is a logistic function of that distance, calibrated on lfw-dev (see
-README "Clustering and labelling people"): :data:`CONFIDENCE_MIDPOINT` is the distance
-where a match is a coin flip.
+Each face is scored against each named person with :mod:`organizer.neighbours` (mean
+distance to the person's nearest confirmed *evidence* faces, a logistic confidence, nobody
+beyond :data:`~organizer.neighbours.SUGGEST_MAX_DISTANCE`); this module keeps those scores
+for the whole library and turns them into questions. A person the user rejected for a face
+("not this person") is never suggested for it again.
 
 Cost: every unassigned face keeps its :data:`TOP_K` nearest evidence faces. That table is
 built once per library and kept (see :class:`SuggestionIndex`), and so are the work items
@@ -23,7 +15,6 @@ fast on a big library.
 """
 from __future__ import annotations
 
-import math
 import threading
 import weakref
 from bisect import bisect_left
@@ -31,35 +22,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from .browse import require_person
 from .db import Library
 from .errors import InvalidRequest
-from .labelling import Recorder, _faces_text, accept_faces, load_faces
+from .labelling import Recorder, accept_faces, load_faces
 from .models import Assignment, ClusterRun, Face, FaceRejection, Operation, Person, embedding_matrix
+from .neighbours import (
+    SUGGEST_MAX_DISTANCE,
+    TOP_K,
+    choose_evidence,
+    confidence_for,
+    evidence_positions,
+    nearest,
+    person_distances,
+)
+from .queries import FaceState, faces_text, live, require_person
 
-#: confirmed faces per person averaged into the face-to-person distance
-K_PER_PERSON = 3
-#: nearest evidence faces kept per unassigned face (covers K_PER_PERSON for several people)
-TOP_K = 24
-#: confirmed faces per person used as evidence. More adds little: a hundred faces spread
-#: over how someone looks already hold near neighbours for new photos of them, and the
-#: nearest-face search costs (unassigned faces x evidence faces)
-EVIDENCE_PER_PERSON = 100
-#: of those, the person's best-quality faces; the rest are spread over their other faces
-EVIDENCE_BEST_QUALITY = 50
-#: no suggestion beyond this distance (measured with bench/labelling.py: 0.60 and 0.55
-#: offered so many wrong people that the answers cost more than they saved)
-SUGGEST_MAX_DISTANCE = 0.50
-#: confidence = 1 / (1 + exp((distance - MIDPOINT) / SCALE))
-CONFIDENCE_MIDPOINT = 0.52
-CONFIDENCE_SCALE = 0.035
-#: neighbours further than this are never needed (beyond the suggestion distance)
-NEIGHBOUR_CUTOFF = 0.70
-#: in a crowded block of the nearest-face search, every this-many-th reference sets the bar
-_SAMPLE_STRIDE = 8
 #: SQL parameters per IN (...) list
 _CHUNK = 900
 
@@ -82,70 +62,6 @@ class SuggestionItem:
     cluster_id: int | None
 
 
-def confidence_for(distance: float) -> float:
-    z = (distance - CONFIDENCE_MIDPOINT) / CONFIDENCE_SCALE
-    return 1.0 / (1.0 + math.exp(min(60.0, max(-60.0, z))))
-
-
-def load_embeddings(s: Session, where: Sequence[ColumnElement[bool]]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, float32 matrix) of the faces matching ``where``."""
-    ids, rows = [], []
-    for fid, raw in s.execute(select(Face.id, Face.embedding).where(*where).order_by(Face.id)):
-        ids.append(fid)
-        rows.append(raw)
-    return np.asarray(ids, dtype=np.int64), embedding_matrix(rows)
-
-
-def nearest(queries: np.ndarray, refs: np.ndarray, k: int,
-            max_distance: float = NEIGHBOUR_CUTOFF) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row, its (up to) ``k`` nearest reference rows within ``max_distance``:
-    (distances, indexes), both (n, k), nearest first, padded with inf / -1.
-
-    Chunked float32 BLAS, so never an n x m matrix; only pairs under the cutoff are sorted
-    (most faces have few close references), which is far cheaper than a full partition.
-    The cutoff test is done on the dot products: |q - r|^2 <= c^2 <=> q.r - |r|^2/2 >=
-    (|q|^2 - c^2)/2, one pass over each block instead of three; crowded blocks (a person
-    with many faces near every query) need no partial sort of whole rows either (see below)."""
-    n, m = len(queries), len(refs)
-    dist = np.full((n, k), np.inf, dtype=np.float32)
-    idx = np.full((n, k), -1, dtype=np.int64)
-    if n == 0 or m == 0 or k == 0:
-        return dist, idx
-    refs = np.asarray(refs, dtype=np.float32)
-    # one extra column makes the BLAS product q.r - |r|^2/2 directly (no pass to subtract it)
-    refs_x = np.ascontiguousarray(np.hstack([refs, -np.einsum("ij,ij->i", refs, refs)[:, None] / np.float32(2.0)]))
-    cut2 = np.float32(max_distance * max_distance)
-    rows = max(64, 8_000_000 // m)
-    sampled = m >= 4 * _SAMPLE_STRIDE * k
-    for a in range(0, n, rows):
-        q = np.asarray(queries[a:a + rows], dtype=np.float32)
-        qn = np.einsum("ij,ij->i", q, q)
-        g = np.hstack([q, np.ones((len(q), 1), dtype=np.float32)]) @ refs_x.T   # |q - r|^2 = |q|^2 - 2g
-        need = (qn - cut2) / np.float32(2.0)
-        if sampled:
-            sample = g[:, ::_SAMPLE_STRIDE]
-            if np.count_nonzero(sample >= need[:, None]) * _SAMPLE_STRIDE > 8 * k * len(q):
-                # crowded (many references close to every face): raise each row's bar to the
-                # k-th best of every _SAMPLE_STRIDE-th reference. A subset's k-th best is never
-                # better than the whole row's, so the true k nearest all pass; about k x stride do.
-                kth = np.partition(sample, sample.shape[1] - k, axis=1)[:, sample.shape[1] - k]
-                need = np.maximum(need, kth)
-        close = g >= need[:, None]
-        r, c = np.nonzero(close)
-        if len(r) == 0:
-            continue
-        dd = np.maximum(qn[r] - 2.0 * g[r, c], 0.0)
-        order = np.argsort(r * 4.0 + dd)      # by row (ascending, as nonzero gives them), then distance
-        r, c, dd = r[order], c[order], dd[order]
-        first = np.searchsorted(r, r, side="left")
-        rank = np.arange(len(r)) - first
-        keep = rank < k
-        r, c, dd, rank = r[keep], c[keep], dd[keep], rank[keep]
-        dist[a + r, rank] = np.sqrt(dd)
-        idx[a + r, rank] = c
-    return dist, idx
-
-
 def _median(values: list[float]) -> float:
     """np.median of a short list (same value), without numpy's per-call overhead."""
     v = sorted(values)
@@ -153,72 +69,7 @@ def _median(values: list[float]) -> float:
     return v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2
 
 
-def person_distances(dist_row: np.ndarray, owner_row: np.ndarray, rejected: set[int] | frozenset[int] = frozenset()
-                     ) -> dict[int, float]:
-    """{person: mean distance to their K_PER_PERSON nearest confirmed faces} from one face's
-    neighbour list (distances sorted, owners aligned; -1 = padding); rejected people left out."""
-    per: dict[int, list[float]] = {}
-    for d, pid in zip(dist_row.tolist(), owner_row.tolist()):
-        if pid < 0 or d == math.inf:
-            break
-        if pid in rejected:
-            continue
-        got = per.setdefault(pid, [])
-        if len(got) < K_PER_PERSON:
-            got.append(d)
-    return {pid: sum(v) / len(v) for pid, v in per.items()}
-
-
-def choose_evidence(ids: np.ndarray, mat: np.ndarray, quality: np.ndarray, cap: int | None = None) -> np.ndarray:
-    """Which of one person's confirmed faces serve as evidence: positions into ``ids``,
-    ascending. All of them when there are at most ``cap`` (default
-    :data:`EVIDENCE_PER_PERSON`); otherwise the
-    :data:`EVIDENCE_BEST_QUALITY` best-quality faces (ties: lowest id), then farthest-point
-    sampling over the others: each next pick is the face furthest from every face picked so
-    far (ties: lowest id), so the evidence covers how the person looks in all their photos
-    (ages, angles, light), not only their most typical face.
-
-    Depends only on the set of faces (not on their order), so an index updated face by face
-    picks exactly what a fresh build picks."""
-    cap = EVIDENCE_PER_PERSON if cap is None else cap
-    n = len(ids)
-    if n <= cap:
-        return np.arange(n)
-    by_id = np.argsort(ids, kind="stable")
-    ids, mat, quality = ids[by_id], np.ascontiguousarray(mat[by_id], dtype=np.float32), quality[by_id]
-    best = min(EVIDENCE_BEST_QUALITY, cap // 2)
-    order = np.lexsort((ids, -quality))
-    picked = np.sort(order[:best])
-    cand = np.sort(order[best:])            # ascending id: argmax's first hit is the lowest id
-    cm = mat[cand]
-    cn = np.einsum("ij,ij->i", cm, cm)
-    sm = mat[picked]
-    sn = np.einsum("ij,ij->i", sm, sm)
-    dmin = (cn[:, None] + sn[None, :] - 2.0 * (cm @ sm.T)).min(axis=1) if best else np.full(len(cand), np.inf, dtype=np.float32)
-    taken = np.zeros(len(cand), dtype=bool)
-    extra = []
-    for _ in range(cap - best):
-        j = int(np.argmax(np.where(taken, -np.inf, dmin)))
-        taken[j] = True
-        extra.append(j)
-        np.minimum(dmin, cn + cn[j] - 2.0 * (cm @ cm[j]), out=dmin)
-    chosen = np.concatenate([picked, cand[np.asarray(extra, dtype=np.int64)]])
-    return np.sort(by_id[chosen])
-
-
-def evidence_positions(ids: np.ndarray, owners: np.ndarray, mat: np.ndarray, quality: np.ndarray) -> np.ndarray:
-    """Positions (ascending) of the rows that are evidence, :func:`choose_evidence` per owner."""
-    if len(ids) == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((ids, owners))
-    cuts = np.flatnonzero(np.diff(owners[order])) + 1
-    keep = []
-    for grp in np.split(order, cuts):
-        keep.append(grp if len(grp) <= EVIDENCE_PER_PERSON else grp[choose_evidence(ids[grp], mat[grp], quality[grp])])
-    return np.sort(np.concatenate(keep))
-
-
-def _sort_key(it: "SuggestionItem") -> tuple:
+def _sort_key(it: SuggestionItem) -> tuple:
     """Most confident first; then bigger groups; then nearer; then lowest face id (unique)."""
     return (-round(it.confidence, 3), -len(it.face_ids), it.distance, it.face_ids[0])
 
@@ -247,8 +98,8 @@ class SuggestionIndex:
         self.at: dict[int, int] = {}
         self.mat = np.zeros((0, 128), dtype=np.float32)
         self.quality = np.zeros(0, dtype=np.float64)
-        #: face -> (person_id, assignment, cluster_id) of live faces
-        self.state: dict[int, tuple[int | None, Assignment | None, int | None]] = {}
+        #: face -> whose it is and its group, for live faces
+        self.state: dict[int, FaceState] = {}
         #: person -> their confirmed faces, and the ones of those used as evidence
         self.confirmed: dict[int, set[int]] = {}
         self.evidence: dict[int, set[int]] = {}
@@ -317,21 +168,21 @@ class SuggestionIndex:
                 self.item_of[self._key_of_item(new)] = new
 
     @staticmethod
-    def _key_of_item(it: "SuggestionItem") -> GroupKey:
+    def _key_of_item(it: SuggestionItem) -> GroupKey:
         return ("c", it.cluster_id) if it.cluster_id is not None else ("f", it.face_ids[0])
 
     def _is_query(self, fid: int) -> bool:
         st = self.state.get(fid)
-        return st is not None and (st[0] is None or st[1] in (None, Assignment.suggested))
+        return st is not None and st.is_open
 
     def _confirmed_for(self, fid: int) -> int | None:
         st = self.state.get(fid)
-        return st[0] if st is not None and st[0] is not None and st[1] == Assignment.confirmed else None
+        return st.confirmed_for if st is not None else None
 
     def _build(self, s: Session) -> None:
         # every face's embedding, "not a face" ones included: an undo can bring them back
-        ids, rows, state = [], [], {}
-        quality = []
+        ids, rows, quality = [], [], []
+        state: dict[int, FaceState] = {}
         for fid, raw, pid, a, cid, q, is_face in s.execute(
                 select(Face.id, Face.embedding, Face.person_id, Face.assignment, Face.cluster_id, Face.quality,
                        Face.is_face).order_by(Face.id)):
@@ -339,7 +190,7 @@ class SuggestionIndex:
             rows.append(raw)
             quality.append(q or 0.0)
             if is_face:
-                state[fid] = (pid, a, cid)
+                state[fid] = FaceState(pid, a, cid)
         self.at = {f: n for n, f in enumerate(ids)}
         self.mat = embedding_matrix(rows)
         self.quality = np.asarray(quality, dtype=np.float64)
@@ -418,7 +269,7 @@ class SuggestionIndex:
         """Put a query face in the group of its cluster (or its own), or in none."""
         key: GroupKey | None = None
         if fid in self.rows:
-            cid = self.state[fid][2]
+            cid = self.state[fid].cluster_id
             key = ("c", cid) if cid is not None else ("f", fid)
         old = self.group_of.get(fid)
         if old == key:
@@ -438,12 +289,12 @@ class SuggestionIndex:
         if not changed:
             return
         ids = sorted(changed)
-        fresh: dict[int, tuple] = {}
+        fresh: dict[int, FaceState] = {}   # the live faces among them, as they are now
         for a in range(0, len(ids), _CHUNK):
             chunk = ids[a:a + _CHUNK]
-            fresh.update({fid: (pid, asg, cid, bool(lv)) for fid, pid, asg, cid, lv in s.execute(
-                select(Face.id, Face.person_id, Face.assignment, Face.cluster_id, Face.is_face)
-                .where(Face.id.in_(chunk)))})
+            fresh.update({fid: FaceState(pid, asg, cid) for fid, pid, asg, cid in s.execute(
+                select(Face.id, Face.person_id, Face.assignment, Face.cluster_id)
+                .where(Face.id.in_(chunk), live()))})
             for fid in chunk:
                 self.rejected.pop(fid, None)
             for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)
@@ -453,10 +304,10 @@ class SuggestionIndex:
         for fid in ids:
             before = self._confirmed_for(fid)
             st = fresh.get(fid)
-            if st is None or not st[3] or fid not in self.at:
+            if st is None or fid not in self.at:
                 self.state.pop(fid, None)
             else:
-                self.state[fid] = st[:3]
+                self.state[fid] = st
             after = self._confirmed_for(fid)
             if before != after:
                 self.owner_of[fid] = -1 if after is None else after
@@ -485,22 +336,20 @@ class SuggestionIndex:
         if gained:
             self._merge_new_refs(sorted(gained))
         if lost:
-            # neighbour lists holding a face that is no longer evidence (or changed person)
-            # are searched again, against all evidence
-            self._research(lost)
+            self._search_again_without(lost)
         self._add_queries([f for f in ids if self._is_query(f)])
         for fid in ids:
             self._regroup(fid)
 
     def _choose_evidence(self, pid: int) -> set[int]:
         faces = sorted(self.confirmed.get(pid, ()))
-        if len(faces) <= EVIDENCE_PER_PERSON:
-            return set(faces)
         arr = np.asarray(faces, dtype=np.int64)
         at = np.asarray([self.at[f] for f in faces], dtype=np.int64)
         return set(arr[choose_evidence(arr, self.mat[at], self.quality[at])].tolist())
 
-    def _research(self, lost: set[int]) -> None:
+    def _search_again_without(self, lost: set[int]) -> None:
+        """Search again, against all evidence, the neighbour lists that hold one of these
+        faces (no longer evidence)."""
         live_rows = np.asarray(sorted(self.rows.values()), dtype=np.int64)
         if len(live_rows) == 0:
             return
@@ -571,7 +420,7 @@ class SuggestionIndex:
                               confidence=confidence_for(d), distance=d,
                               cluster_id=key[1] if key[0] == "c" else None)
 
-    def _settle(self) -> None:
+    def _rescore_changed_groups(self) -> None:
         """Score the groups whose faces changed and put their items in order."""
         if not self.dirty:
             return
@@ -599,7 +448,7 @@ class SuggestionIndex:
     def items(self, skip: set[int]) -> list[SuggestionItem]:
         """One work item per cluster (its faces that are close to its best person) and per
         unclustered face, most confident first; faces in ``skip`` are left out."""
-        self._settle()
+        self._rescore_changed_groups()
         touched = {self.group_of[f] for f in skip if f in self.group_of}
         if not touched:
             return list(self.order_items)
@@ -619,7 +468,7 @@ class SuggestionIndex:
         return out
 
 
-_INDEXES: "weakref.WeakKeyDictionary[Library, SuggestionIndex]" = weakref.WeakKeyDictionary()
+_INDEXES: weakref.WeakKeyDictionary[Library, SuggestionIndex] = weakref.WeakKeyDictionary()
 _INDEXES_LOCK = threading.Lock()
 
 
@@ -671,7 +520,7 @@ def accept_suggestion(lib: Library, face_ids: Sequence[int], person_id: int) -> 
         person = require_person(s, person_id)
         faces = load_faces(s, face_ids)
         rec = accept_faces(s, faces, person)
-        rec.save("accept", f"accepted {_faces_text(len(faces))} as {person.name}")
+        rec.save("accept", f"accepted {faces_text(len(faces))} as {person.name}")
 
 
 def reject_suggestion(lib: Library, face_ids: Sequence[int], person_id: int) -> None:
@@ -691,7 +540,7 @@ def reject_suggestion(lib: Library, face_ids: Sequence[int], person_id: int) -> 
             rec.reject(f.id, person.id)
             if f.person_id == person.id:
                 f.person_id, f.assignment, f.confidence = None, None, None
-        rec.save("reject", f"{_faces_text(len(faces))} not {person.name}")
+        rec.save("reject", f"{faces_text(len(faces))} not {person.name}")
 
 
 __all__ = [

@@ -48,13 +48,13 @@ def test_clusters_are_unnamed_groups_largest_first_and_paged(lib: Library) -> No
     assert sizes == sorted(sizes, reverse=True)
     assert [c.id for c in browse.list_clusters(lib, limit=2, offset=1)] == [c.id for c in clusters[1:3]]
     first = clusters[0]
-    faces = browse.cluster_faces(lib, first.id)
+    faces = browse.faces_in_cluster(lib, first.id)
     assert len(faces) == first.size and all(f.cluster_id == first.id and f.person_id is None for f in faces)
     assert first.face_ids == [f.id for f in faces][: len(first.face_ids)]
     assert [f.quality for f in faces] == sorted((f.quality for f in faces), reverse=True)
-    assert [f.id for f in browse.cluster_faces(lib, first.id, limit=1, offset=1)] == [faces[1].id]
+    assert [f.id for f in browse.faces_in_cluster(lib, first.id, limit=1, offset=1)] == [faces[1].id]
     with pytest.raises(ClusterNotFound):
-        browse.cluster_faces(lib, 99999)
+        browse.faces_in_cluster(lib, 99999)
 
 
 def test_unassigned_person_and_photo_faces(lib: Library) -> None:

@@ -219,7 +219,7 @@ def _name_all_but_the_largest(lib: Library) -> None:
     from collections import Counter
 
     for c in browse.list_clusters(lib, limit=100)[1:]:
-        folders = Counter(f.photo_path.split("/")[0] for f in browse.cluster_faces(lib, c.id))
+        folders = Counter(f.photo_path.split("/")[0] for f in browse.faces_in_cluster(lib, c.id))
         labelling.name_cluster(lib, c.id, folders.most_common(1)[0][0].replace("_", " "))
 
 

@@ -108,6 +108,7 @@ OPERATIONS = {
     "move_new": lambda lib, p, q, f: labelling.move_faces(lib, _owned(lib, p)[:1], "Somebody Else"),
     "not_face": lambda lib, p, q, f: labelling.mark_not_face(lib, [_owned(lib, p)[0], f]),
     "split": lambda lib, p, q, f: labelling.split_faces(lib, faces_of_cluster(lib, list_clusters(lib)[0].id)[:2]),
+    "set_aside": lambda lib, p, q, f: labelling.set_aside_faces(lib, faces_of_cluster(lib, list_clusters(lib)[0].id)[:2]),
 }
 
 
@@ -291,7 +292,7 @@ def _stored_vs_actual_cluster_sizes(lib: Library) -> tuple[dict[int, int], dict[
     """(Cluster.size as stored, the number of open faces counted from the faces) per cluster."""
     from sqlalchemy import func
 
-    from organizer.browse import live, unowned
+    from organizer.queries import live, unowned
 
     with lib.session() as s:
         stored = dict(s.execute(select(Cluster.id, Cluster.size)).all())

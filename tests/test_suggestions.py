@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from organizer import neighbours as nb
 from organizer import suggestions as sg
 from organizer.browse import find_person
 from organizer.db import Library
@@ -152,7 +153,7 @@ def test_nearest_matches_brute_force() -> None:
     rng = np.random.default_rng(3)
     q = rng.normal(0, 0.05, (50, 128)).astype(np.float32)
     r = rng.normal(0, 0.05, (300, 128)).astype(np.float32)
-    dist, idx = sg.nearest(q, r, 5, max_distance=0.75)
+    dist, idx = nb.nearest(q, r, 5, max_distance=0.75)
     full = np.linalg.norm(q[:, None] - r[None], axis=2)
     for n in range(len(q)):
         expect = np.sort(full[n][full[n] <= 0.75])[:5]
@@ -168,9 +169,9 @@ def test_nearest_in_a_crowd_matches_brute_force() -> None:
     centres = rng.normal(0, 0.3 / np.sqrt(128), (5, 128))
     q = (centres[rng.integers(0, 5, 120)] + rng.normal(0, 0.2 / np.sqrt(128), (120, 128))).astype(np.float32)
     r = (centres[rng.integers(0, 5, 4000)] + rng.normal(0, 0.2 / np.sqrt(128), (4000, 128))).astype(np.float32)
-    dist, idx = sg.nearest(q, r, 24)
+    dist, idx = nb.nearest(q, r, 24)
     full = np.linalg.norm(q[:, None] - r[None], axis=2)
-    assert (full <= sg.NEIGHBOUR_CUTOFF).sum(axis=1).min() > 8 * 24  # it is a crowd
+    assert (full <= nb.NEIGHBOUR_CUTOFF).sum(axis=1).min() > 8 * 24  # it is a crowd
     assert np.allclose(dist, np.sort(full, axis=1)[:, :24], atol=1e-4)
     assert np.allclose(np.take_along_axis(full, idx, axis=1), dist, atol=1e-4)
 
@@ -183,15 +184,15 @@ def test_evidence_is_capped_spread_out_and_independent_of_order() -> None:
     mat = np.vstack([common + rng.normal(0, 0.02, (400, 128)), other + rng.normal(0, 0.02, (12, 128))]).astype(np.float32)
     ids = np.arange(1000, 1000 + len(mat))
     quality = np.concatenate([rng.uniform(0.6, 1.0, 400), rng.uniform(0.1, 0.3, 12)])
-    chosen = sg.choose_evidence(ids, mat, quality, cap=20)
+    chosen = nb.choose_evidence(ids, mat, quality, cap=20)
     assert len(chosen) == 20 == len(set(chosen.tolist()))
-    best = np.argsort(-quality, kind="stable")[: min(sg.EVIDENCE_BEST_QUALITY, 10)]
+    best = np.argsort(-quality, kind="stable")[: min(nb.EVIDENCE_BEST_QUALITY, 10)]
     assert set(best.tolist()) <= set(chosen.tolist())
     assert (chosen >= 400).any()  # the rare look is represented despite its low quality
     shuffled = rng.permutation(len(ids))
-    again = sg.choose_evidence(ids[shuffled], mat[shuffled], quality[shuffled], cap=20)
+    again = nb.choose_evidence(ids[shuffled], mat[shuffled], quality[shuffled], cap=20)
     assert sorted(ids[shuffled][again].tolist()) == sorted(ids[chosen].tolist())
-    assert np.array_equal(sg.choose_evidence(ids[:15], mat[:15], quality[:15], cap=20), np.arange(15))
+    assert np.array_equal(nb.choose_evidence(ids[:15], mat[:15], quality[:15], cap=20), np.arange(15))
 
 
 def _first_choices(lib: Library, rest: dict[int, str]) -> tuple[int, int]:
@@ -209,8 +210,8 @@ def test_capped_evidence_still_ranks_the_right_person_first(lfw_lib: Library, mo
     four (same library, same faces; which faces those are varies with the scan order)."""
     rest = confirm_some(lfw_lib, per_person=4)
     right_all, wrong_all = _first_choices(lfw_lib, rest)
-    monkeypatch.setattr(sg, "EVIDENCE_PER_PERSON", 3)
-    monkeypatch.setattr(sg, "EVIDENCE_BEST_QUALITY", 1)
+    monkeypatch.setattr(nb, "EVIDENCE_PER_PERSON", 3)
+    monkeypatch.setattr(nb, "EVIDENCE_BEST_QUALITY", 1)
     sg._INDEXES.pop(lfw_lib, None)  # a fresh index, built under the cap
     index = sg.index_for(lfw_lib)
     with lfw_lib.session() as s:
@@ -234,8 +235,8 @@ def test_incremental_index_with_capped_evidence_and_undo_equals_a_fresh_build(
     exactly as a fresh build would make it, without rebuilding it."""
     from organizer.labelling import merge_people, move_faces, rename_person
 
-    monkeypatch.setattr(sg, "EVIDENCE_PER_PERSON", 3)
-    monkeypatch.setattr(sg, "EVIDENCE_BEST_QUALITY", 1)
+    monkeypatch.setattr(nb, "EVIDENCE_PER_PERSON", 3)
+    monkeypatch.setattr(nb, "EVIDENCE_BEST_QUALITY", 1)
     from organizer.clustering import cluster_faces
 
     cluster_faces(lfw_lib)

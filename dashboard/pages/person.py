@@ -2,13 +2,10 @@
 own settings: rename, merge into someone else, hide, cover picture, birth date."""
 from __future__ import annotations
 
-from datetime import date
-
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from organizer import browse, labelling
 from organizer.db import Library
-from organizer.errors import InvalidRequest
 
 from .. import components as ui
 
@@ -50,19 +47,9 @@ def toggle_hidden(lib: Library, person_id: int) -> ui.Feedback:
     return ui.attempt(run)
 
 
-def parse_birth_date(text: str | None) -> date | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2015-06-30") from None
-
-
 def save_birth_date(lib: Library, person_id: int, text: str | None) -> ui.Feedback:
     def run() -> str:
-        birth = parse_birth_date(text)
+        birth = labelling.parse_birth_date(text)
         labelling.set_birth_date(lib, person_id, birth)
         name = browse.get_person(lib, person_id).name
         return f"Birth date of {name} set to {birth.isoformat()}." if birth else f"Birth date of {name} cleared."

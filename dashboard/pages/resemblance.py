@@ -15,7 +15,6 @@ from dash import Input, Output, State, dcc, html
 from organizer import browse, resemblance
 from organizer.db import Library
 from organizer.errors import InvalidRequest, OrganizerError
-from organizer.ids import as_id
 
 from .. import components as ui
 
@@ -99,21 +98,21 @@ def compare(lib: Library, child: int | str | None, candidates: list | None, age_
             raise InvalidRequest("pick the child first")
         if not candidates:
             raise InvalidRequest("pick at least one candidate to compare with")
-        res = resemblance.resemble(lib, _ref(child), [_ref(c) for c in candidates], age_matched=age_matched)
+        chosen = candidates if isinstance(candidates, list) else [candidates]
+        res = resemblance.resemble(lib, child, chosen, age_matched=age_matched)
     except OrganizerError as exc:
         return _alert(str(exc))
     return render_result(res)
 
 
-def _ref(value: object) -> int | str:
-    """A person as the page or the browser gives it: an id (a number, checked to be one, so
-    a huge or negative number is a message and not a database error) or a name."""
-    if isinstance(value, int):
-        return as_id(value, "person id")
-    text = str(value).strip()
-    if not (text.isascii() and text.isdigit()):
-        return text
-    return as_id(int(text) if len(text) <= 20 else 0, "person id")
+def _picked(lib: Library, text: str) -> int | str:
+    """A person named in the page's address (``?child=``, ``?to=``, an id or a name) as the
+    pickers hold them: their id. Text nobody answers to stays as it is, so Compare says who
+    was not found."""
+    try:
+        return browse.find_person(lib, text).id
+    except OrganizerError:
+        return text.strip()
 
 
 def render_lookalike(result: resemblance.LookalikeResult) -> html.Div:
@@ -155,8 +154,8 @@ def lookalike_upload(lib: Library, contents: str | None, filename: str | None) -
 
 def layout(lib: Library, child: str = "", to: str = "", age: str = "", **_query: str) -> html.Div:
     options = _people_options(lib)
-    chosen = [_ref(t) for t in to.split(",") if t.strip()] if to else []
-    child_value = _ref(child) if child else None
+    chosen = [_picked(lib, t) for t in to.split(",") if t.strip()] if to else []
+    child_value = _picked(lib, child) if child else None
     initial = compare(lib, child_value, chosen, age in ("1", "true", "yes")) if child and chosen else None
     controls = html.Div([
         html.Label("Child", htmlFor="resemblance-child"),

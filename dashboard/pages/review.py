@@ -86,7 +86,7 @@ def _one_group(lib: Library, cluster_id: int, page: int) -> list:
     if cluster.size == 0:
         return [back, ui.empty_state("This group is done", "Every face of it has a name now.")]
     page = ui.clamp_page(page, cluster.size, FACES_PER_PAGE)
-    faces = browse.cluster_faces(lib, cluster_id, limit=FACES_PER_PAGE, offset=(page - 1) * FACES_PER_PAGE)
+    faces = browse.faces_in_cluster(lib, cluster_id, limit=FACES_PER_PAGE, offset=(page - 1) * FACES_PER_PAGE)
     tiles = [ui.face_info_tile("review", f) for f in faces]
     return [back, _group_card(cluster, tiles),
             ui.pager(PATH, {"cluster": cluster_id}, page, cluster.size, FACES_PER_PAGE)]
