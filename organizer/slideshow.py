@@ -23,7 +23,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,8 @@ from .errors import (
     UnreadableImage,
 )
 from .imaging import open_image
+from .jobs import Cancelled, CancelToken, Progress, as_progress, owner_tag, remove_abandoned
+from .jobs import owner_alive as owner_alive  # where the leftovers' owners were first told apart
 from .models import Assignment, Face, LibraryMeta, Person, Photo, PhotoStatus
 
 FORMATS = ("html", "mp4", "folder")
@@ -77,7 +78,7 @@ HTML_JPEG_QUALITY = 85
 
 Box = tuple[float, float, float, float]      # (top, right, bottom, left), face_recognition's order
 Rect = tuple[float, float, float, float]     # (x0, y0, x1, y1)
-Progress = Callable[[int, int], None]        # (photos done, photos total)
+ProgressCallback = Callable[[int, int], None]   # (photos done, photos total): the older form of Progress
 
 
 class EmptySelection(InvalidRequest):
@@ -86,6 +87,10 @@ class EmptySelection(InvalidRequest):
 
 class ExportError(OrganizerError):
     """The slideshow could not be written (output not writable, disk full, ffmpeg failed)."""
+
+
+class ExportCancelled(ExportError, Cancelled):
+    """The export was cancelled; nothing was written."""
 
 
 # --- selection ------------------------------------------------------------------------------
@@ -596,14 +601,15 @@ def _move_into_place(built: Path, out: Path, work: Path) -> None:
 
 def export_slideshow(selection: Selection, out: str | Path, fmt: str, *, size: str | tuple[int, int] | None = None,
                      seconds: float = DEFAULT_SECONDS, link: bool = False, overwrite: bool = False,
-                     progress: Progress | None = None, cancel: threading.Event | None = None,
-                     record: bool = True) -> ExportReport:
+                     progress: Progress | ProgressCallback | None = None,
+                     cancel: threading.Event | CancelToken | None = None, record: bool = True) -> ExportReport:
     """Render ``selection`` as ``fmt`` at ``out`` (a folder for html/folder, a file for mp4).
 
     Nothing appears at ``out`` until the slideshow is complete. Photos that cannot be read
     are skipped and listed in the report; if none can be read, :class:`ExportError`.
-    ``progress(done, total)`` is called after each photo; setting ``cancel`` stops the
-    export (:class:`ExportError`, nothing written). Work folders that killed exports left
+    ``progress`` (a :class:`~organizer.jobs.Progress`, or a ``(done, total)`` callback)
+    gets a step after each photo; when it is cancelled, or ``cancel`` is set, the export
+    stops before the next photo (:class:`ExportCancelled`, nothing written). Work folders that killed exports left
     next to ``out`` are removed first. With ``record`` (and a selection from a library)
     the export is remembered in the library, for ``organizer forget``.
     """
@@ -617,12 +623,12 @@ def export_slideshow(selection: Selection, out: str | Path, fmt: str, *, size: s
         raise EmptySelection("the selection is empty")
     report = ExportReport(out, fmt, 0, size=None if fmt == "folder" else dims)
     total = len(selection.slides)
+    reporter = as_progress(progress, cancel)
 
     def step(done: int) -> None:
-        if cancel is not None and cancel.is_set():
-            raise ExportError("export cancelled")
-        if progress:
-            progress(done, total)
+        if reporter.cancelled:
+            raise ExportCancelled("export cancelled")
+        reporter.step(done, total, selection.slides[done - 1].path)
 
     renderer = {"html": _render_html, "mp4": _render_mp4, "folder": _render_folder}[fmt]
     report.removed_partials = remove_abandoned(out.parent, f".{out.name}.", PARTIAL)
@@ -650,71 +656,6 @@ EXPORTS_KEY = "exports"
 #: exports remembered per library (the oldest are dropped): enough for every slideshow a
 #: family makes, small enough for one meta row
 KEEP_RECORDS = 500
-
-
-@cache
-def owner_tag() -> str:
-    """``PID-START@HOST``: this process, as written into the names of its work folders.
-
-    The start time (clock ticks since boot, from /proc) tells a live owner from a new
-    process that reuses a dead one's pid; the host keeps a shared folder's leftovers of
-    another computer's exports from being taken for dead ones here.
-    """
-    return f"{os.getpid()}-{_start_ticks(os.getpid()) or 0}@{socket.gethostname()}"
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (2nd field) may hold spaces and parentheses: count after the last ')'
-    fields_after = stat.rsplit(")", 1)[-1].split()
-    return int(fields_after[19]) if len(fields_after) > 19 else None
-
-
-def owner_alive(tag: str) -> bool | None:
-    """Whether the process named by an :func:`owner_tag` still runs; None if ``tag`` is not
-    one; True when it cannot be told (another host's, or no /proc and no permission)."""
-    m = re.fullmatch(r"(\d+)-(\d+)@(.+)", tag)
-    if not m:
-        return None
-    pid, start, host = int(m.group(1)), int(m.group(2)), m.group(3)
-    if host != socket.gethostname():
-        return True
-    if Path("/proc/self/stat").exists():
-        return _start_ticks(pid) == start
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def remove_abandoned(parent: Path, prefix: str, suffix: str = "") -> list[Path]:
-    """Remove the folders ``PREFIX<owner tag>.<random>SUFFIX`` in ``parent`` whose owner
-    process is gone; the removed ones are returned. Folders of running processes, of
-    unknown owners (older versions' names) and anything not a plain folder are left."""
-    removed: list[Path] = []
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not name.startswith(prefix) or not name.endswith(suffix) or len(name) <= len(prefix) + len(suffix):
-            continue
-        middle = name[len(prefix):len(name) - len(suffix)]
-        if "." not in middle or owner_alive(middle.rsplit(".", 1)[0]) is not False:
-            continue
-        if entry.is_symlink() or not entry.is_dir():
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        if not entry.exists():
-            removed.append(entry)
-    return removed
 
 
 @dataclass(frozen=True)
@@ -788,6 +729,53 @@ def make_slideshow(lib: Library, names: Sequence[str], out: str | Path, fmt: str
                               min_face=min_face, include_auto=include_auto)
     report = export_slideshow(selection, out, fmt, **export_options)  # type: ignore[arg-type]
     return selection, report
+
+
+@dataclass
+class Download:
+    """A slideshow exported to be downloaded: one file (the mp4, or a zip of the folder)."""
+
+    file: Path
+    name: str                  # the file name to offer ("Grandma.mp4", "Grandma-html.zip")
+    fmt: str
+    report: ExportReport
+
+    def summary(self) -> str:
+        """What was made, without the private path it was made in."""
+        text = self.report.summary().replace(str(self.report.output), "the slideshow")
+        if self.report.undated:
+            text += f"; {len(self.report.undated)} photo(s) without a date are at the end"
+        if self.report.skipped:
+            text += f"; {len(self.report.skipped)} photo(s) could not be read"
+        return text
+
+
+def download_slug(people: Sequence[PersonRef]) -> str:
+    """A file name from the people's names (letters, digits, ``-``; at most 60)."""
+    return re.sub(r"[^\w\-]+", "-", "-".join(p.name for p in people)).strip("-")[:60] or "slideshow"
+
+
+def export_download(selection: Selection, folder: Path, fmt: str, *, size: str | tuple[int, int] | None = None,
+                    seconds: float = DEFAULT_SECONDS, progress: Progress | None = None) -> Download:
+    """Export ``selection`` into ``folder`` (new, empty) as one file to download: the mp4,
+    or the html/folder slideshow zipped. Recorded in the library as the organizer's own
+    copy (``organizer forget`` deletes it). On any error ``folder`` is left as it was
+    made: whoever made it removes it."""
+    slug = download_slug(selection.people)
+    target = folder / (f"{slug}.mp4" if fmt == "mp4" else slug)
+    report = export_slideshow(selection, target, fmt, size=size, seconds=seconds, progress=progress, record=False)
+    if fmt == "mp4":
+        file, name = target, f"{slug}.mp4"
+    else:  # a folder downloads as one zip
+        try:
+            file = Path(shutil.make_archive(str(target), "zip", root_dir=target.parent, base_dir=target.name))
+        except OSError as exc:
+            raise ExportError(f"cannot write the zip file: {exc.strerror or exc}") from exc
+        shutil.rmtree(target, ignore_errors=True)
+        name = f"{slug}-{fmt}.zip"
+    if selection.library is not None:
+        record_export(selection.library, selection.people, file, fmt, temporary=True)
+    return Download(file, name, fmt, report)
 
 
 # --- folder ---------------------------------------------------------------------------------

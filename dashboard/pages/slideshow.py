@@ -1,9 +1,10 @@
 """Slideshow: pick people and options, see the first photos in the order they will play,
 export (html, mp4 or folder) with a progress bar, and download the result.
 
-The export runs in a background thread of the dashboard's process (one at a time) and
-writes into a private temporary folder; the download route serves only a file that an
-export of this app produced, found by a random job id — never by a path from the request.
+The export runs as a job of the app's :class:`~organizer.jobs.JobRunner` (one export at a
+time, cancellable) and writes into a private temporary folder; the download route serves
+only a file that an export of this app produced, found by a random job id — never by a
+path from the request.
 
 That folder holds video of people, so it does not outlive the dashboard: it is removed
 when the dashboard exits (normally, Ctrl-C or SIGTERM), and a folder left by a dashboard
@@ -12,22 +13,19 @@ library, so ``organizer forget`` deletes the downloads of the person it forgets.
 """
 from __future__ import annotations
 
-import atexit
 import base64
 import re
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dash import Input, Output, State, dcc, html, no_update
 from flask import abort, send_file
 
-from organizer import browse, slideshow
+from organizer import browse, jobs, slideshow
 from organizer.db import Library
 from organizer.errors import InvalidRequest, OrganizerError
 
@@ -40,103 +38,105 @@ KEEP_EXPORTS = 3          # older finished exports are deleted from the temp fol
 JOBS_PREFIX = "organizer-slideshow-"
 EXTENSION_KEY = "organizer_slideshow"
 SIZES = {"html": ["1920x1080", "1280x720", "3840x2160"], "mp4": ["1280x720", "1920x1080", "1080x1920", "854x480"]}
+EXPORT = jobs.JobKind("slideshow-export", "export", "an export is already running: wait for it to finish",
+                      keep=KEEP_EXPORTS)
 
 
-# --- export jobs (state lives in the app, not the module) ---------------------------------------
+# --- export jobs (the runner lives in the app, not the module) ----------------------------------
 
-@dataclass
 class ExportJob:
-    id: str
-    fmt: str
-    label: str
-    total: int = 0
-    done: int = 0
-    state: str = "running"            # running | done | failed
-    message: str = ""
-    file: Path | None = None          # what the download route serves
-    download_name: str = ""
-    cancel: threading.Event = field(default_factory=threading.Event)
+    """What the page shows of one export: a live view of its job in the runner."""
+
+    def __init__(self, job: jobs.Job[slideshow.Download]) -> None:
+        self.job = job
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
+    def state(self) -> str:       # running | done | failed | cancelled
+        return self.job.state
+
+    @property
+    def message(self) -> str:
+        return self.job.message
+
+    @property
+    def done(self) -> int:
+        return self.job.done
+
+    @property
+    def total(self) -> int:
+        return self.job.total
+
+    @property
+    def label(self) -> str:
+        return self.job.label
+
+    @property
+    def download(self) -> slideshow.Download | None:
+        return self.job.result if self.job.state == "done" else None
+
+    @property
+    def file(self) -> Path | None:
+        """What the download route serves (None until the export is done)."""
+        return self.download.file if self.download else None
+
+    @property
+    def download_name(self) -> str:
+        return self.download.name if self.download else ""
+
+    @property
+    def fmt(self) -> str:
+        return self.download.fmt if self.download else ""
 
 
 class ExportJobs:
-    """This app's exports: start one at a time, report progress, hand out finished files."""
+    """This app's exports, run by ``runner``: one at a time, with progress, cancellable,
+    their files kept for download in a private folder (the last :data:`KEEP_EXPORTS`)."""
 
-    def __init__(self, lib: Library, folder: Path | None = None) -> None:
+    def __init__(self, lib: Library, folder: Path | None = None, runner: jobs.JobRunner | None = None) -> None:
         self.lib = lib
         self._folder = folder
-        self._jobs: dict[str, ExportJob] = {}
-        self._lock = threading.Lock()
+        self.runner = runner or jobs.JobRunner()
 
     @property
     def folder(self) -> Path:
         if self._folder is None:
-            temp = Path(tempfile.gettempdir())
-            slideshow.remove_abandoned(temp, JOBS_PREFIX)  # left by dashboards that were killed
-            # the owner in the name tells the next dashboard whether this one still runs
-            self._folder = Path(tempfile.mkdtemp(prefix=f"{JOBS_PREFIX}{slideshow.owner_tag()}.", dir=temp))
-            atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
+            # made on first use; removes the folders of dashboards that were killed
+            self._folder = jobs.private_folder(JOBS_PREFIX)
         return self._folder
 
     def get(self, job_id: str | None) -> ExportJob | None:
-        with self._lock:
-            return self._jobs.get(job_id or "")
+        job = self.runner.get(job_id)
+        return ExportJob(job) if job is not None and job.kind.key == EXPORT.key else None
+
+    def cancel(self, job_id: str | None) -> bool:
+        return self.get(job_id) is not None and self.runner.cancel(job_id)
 
     def start(self, options: dict) -> ExportJob:
         """Validate and select now (errors are raised to the caller at once), then render
         in a background thread."""
-        with self._lock:
-            if any(j.state == "running" for j in self._jobs.values()):
-                raise InvalidRequest("an export is already running: wait for it to finish")
+        self.runner.check_free(EXPORT)
         selection = _select(self.lib, options)
         fmt = options.get("fmt") or "html"
-        names = [p.name for p in selection.people]
-        job = ExportJob(uuid.uuid4().hex, fmt, ", ".join(names), total=len(selection))
-        slug = re.sub(r"[^\w\-]+", "-", "-".join(names)).strip("-")[:60] or "slideshow"
-        target = self.folder / job.id / (f"{slug}.mp4" if fmt == "mp4" else slug)
-        target.parent.mkdir(parents=True)
-        with self._lock:
-            self._jobs[job.id] = job
-        thread = threading.Thread(target=self._run, args=(job, selection, target, options, slug),
-                                  name=f"slideshow-export-{job.id[:8]}", daemon=True)
-        thread.start()
-        return job
+        seconds = float(options.get("seconds") or slideshow.DEFAULT_SECONDS)
+        size = options.get("size") or None
+        place = self.folder / uuid.uuid4().hex
 
-    def _run(self, job: ExportJob, selection: slideshow.Selection, target: Path, options: dict, slug: str) -> None:
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
+        def export(progress: jobs.Progress) -> slideshow.Download:
+            return slideshow.export_download(selection, place, fmt, size=size, seconds=seconds, progress=progress)
 
+        place.mkdir(parents=True)
         try:
-            report = slideshow.export_slideshow(selection, target, job.fmt, size=options.get("size") or None,
-                                                seconds=float(options.get("seconds") or slideshow.DEFAULT_SECONDS),
-                                                progress=progress, cancel=job.cancel, record=False)
-            if job.fmt == "mp4":
-                job.file, job.download_name = target, f"{slug}.mp4"
-            else:  # a folder downloads as one zip
-                job.file = Path(shutil.make_archive(str(target), "zip", root_dir=target.parent, base_dir=target.name))
-                shutil.rmtree(target, ignore_errors=True)
-                job.download_name = f"{slug}-{job.fmt}.zip"
-            slideshow.record_export(self.lib, selection.people, job.file, job.fmt, temporary=True)
-            job.message = report.summary().replace(str(target), "the slideshow")
-            if report.undated:
-                job.message += f"; {len(report.undated)} photo(s) without a date are at the end"
-            if report.skipped:
-                job.message += f"; {len(report.skipped)} photo(s) could not be read"
-            job.state = "done"
-        except OrganizerError as exc:
-            job.state, job.message = "failed", str(exc)
-            shutil.rmtree(target.parent, ignore_errors=True)
-        except Exception as exc:  # a thread must not die silently: the user sees why
-            job.state, job.message = "failed", f"export failed: {exc.__class__.__name__}: {exc}"
-            shutil.rmtree(target.parent, ignore_errors=True)
-        self._forget_old()
-
-    def _forget_old(self) -> None:
-        with self._lock:
-            finished = [j for j in self._jobs.values() if j.state != "running"]
-            for old in finished[:-KEEP_EXPORTS]:
-                if old.file is not None:
-                    shutil.rmtree(old.file.parent, ignore_errors=True)
-                del self._jobs[old.id]
+            job = self.runner.start(EXPORT, export, label=", ".join(p.name for p in selection.people),
+                                    total=len(selection), describe=slideshow.Download.summary,
+                                    discard=lambda: shutil.rmtree(place, ignore_errors=True))
+        except OrganizerError:
+            shutil.rmtree(place, ignore_errors=True)
+            raise
+        return ExportJob(job)
 
 
 def _select(lib: Library, options: dict) -> slideshow.Selection:
@@ -180,8 +180,8 @@ def preview(lib: Library, options: dict) -> html.Div:
     ], style={"margin": 0}) for slide, jpeg in shots]
     return html.Div([
         html.P("".join(summary), id="slideshow-summary"),
-        html.Div(tiles, id="slideshow-thumbs",
-                 style={"display": "grid", "gridTemplateColumns": "repeat(auto-fill, minmax(200px, 1fr))", "gap": "12px"}),
+        html.Div(tiles, id="slideshow-thumbs", style={
+            "display": "grid", "gridTemplateColumns": "repeat(auto-fill, minmax(200px, 1fr))", "gap": "12px"}),
     ])
 
 
@@ -253,10 +253,13 @@ def _status(job: ExportJob | None) -> tuple[object, bool]:
         return html.Div([
             html.Progress(value=str(job.done), max=str(max(job.total, 1)), id="slideshow-progress",
                           style={"width": "16em"}),
-            html.Span(f" {job.done} / {job.total} photos ({pct}%)", className="muted"),
+            html.Span(f" {job.done} / {job.total} photos ({pct}%) ", className="muted"),
+            html.Button("Cancel", id="slideshow-cancel", n_clicks=0, className="btn btn-light"),
         ]), False
     if job.state == "failed":
         return html.Div(job.message, className="toast-error", id="slideshow-error"), True
+    if job.state == "cancelled":
+        return html.Div(job.message, className="muted", id="slideshow-cancelled"), True
     return html.Div([
         html.Span(job.message + " "),
         html.A("Download", href=f"{PATH}/download/{job.id}", id="slideshow-download", className="btn btn-light",
@@ -274,9 +277,9 @@ def _exit_on_sigterm() -> None:
 
 
 def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
-    jobs = ExportJobs(lib)
+    exports = ExportJobs(lib, runner=jobs.shared_runner(app.server.extensions))
     _exit_on_sigterm()
-    app.server.extensions[EXTENSION_KEY] = jobs
+    app.server.extensions[EXTENSION_KEY] = exports
     inputs = [State("slideshow-people", "value"), State("slideshow-match", "value"), State("slideshow-from", "value"),
               State("slideshow-to", "value"), State("slideshow-min-face", "value"), State("slideshow-auto", "value"),
               State("slideshow-format", "value"), State("slideshow-size", "value"), State("slideshow-seconds", "value")]
@@ -285,7 +288,7 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
     # here with a 404, never by the app's catch-all page
     @app.server.route(f"{PATH}/download/<path:job_id>")
     def _download(job_id: str):  # type: ignore[no-untyped-def]
-        job = jobs.get(job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
+        job = exports.get(job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
         if job is None or job.state != "done" or job.file is None or not job.file.is_file():
             abort(404)
         return send_file(job.file, as_attachment=True, download_name=job.download_name,
@@ -314,7 +317,7 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
         if not n:
             return no_update, no_update, no_update
         try:
-            job = jobs.start(_options(*values))
+            job = exports.start(_options(*values))
         except OrganizerError as exc:
             return None, True, html.Div(str(exc), className="toast-error", id="slideshow-error")
         return job.id, False, _status(job)[0]
@@ -322,5 +325,12 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
     @app.callback(Output("slideshow-status", "children"), Output("slideshow-tick", "disabled", allow_duplicate=True),
                   Input("slideshow-tick", "n_intervals"), State("slideshow-job", "data"), prevent_initial_call=True)
     def _poll(_n, job_id):  # type: ignore[no-untyped-def]
-        status, finished = _status(jobs.get(job_id))
+        status, finished = _status(exports.get(job_id))
         return status, finished
+
+    @app.callback(Output("slideshow-status", "children", allow_duplicate=True),
+                  Input("slideshow-cancel", "n_clicks"), State("slideshow-job", "data"), prevent_initial_call=True)
+    def _cancel(n, job_id):  # type: ignore[no-untyped-def]
+        if not n or not exports.cancel(job_id):
+            return no_update
+        return _status(exports.get(job_id))[0]   # the poll shows the end when the export has stopped
