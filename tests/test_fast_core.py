@@ -21,9 +21,11 @@ from organizer.clustering import cluster_after_scan
 from organizer.db import Library
 from organizer.errors import FaceNotFound, InvalidRequest, PersonNotFound
 from organizer.ids import MAX_ID, as_id, is_id
-from organizer.models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person, Photo, embedding_to_bytes
+from organizer.models import Assignment, Cluster, ClusterRun, Face, Person, Photo, embedding_to_bytes
 from organizer.queries import FaceState
 from organizer.testing import CENTRE_SD, FACE_SD, generate_library
+
+from .test_labelling import snapshot
 
 IDENTITIES = ("Ada", "Ben", "Cleo", "Dan")
 FACES_EACH = 8
@@ -88,18 +90,6 @@ def faces_of(lib: Library, name: str) -> list[int]:
 
 def pid(lib: Library, name: str) -> int:
     return browse.find_person(lib, name).id
-
-
-def snapshot(lib: Library) -> dict:
-    with lib.session() as s:
-        return {
-            "faces": sorted((f.id, f.person_id, f.assignment, f.confidence, f.cluster_id, f.is_face)
-                            for f in s.scalars(select(Face))),
-            "people": sorted((p.id, p.name, p.hidden, p.cover_face_id, p.birth_date)
-                             for p in s.scalars(select(Person))),
-            "rejections": sorted((r.face_id, r.person_id) for r in s.scalars(select(FaceRejection))),
-            "clusters": sorted((c.id, c.size, c.run_id) for c in s.scalars(select(Cluster))),
-        }
 
 
 # --- ids ------------------------------------------------------------------------------------------
