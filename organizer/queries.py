@@ -16,13 +16,15 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from .errors import InvalidRequest, PersonNotFound
-from .ids import MAX_ID, as_id, is_id
+from .ids import as_id, is_id
 from .models import Assignment, Face, Person
 
 #: the longest name a person can have
 NAME_MAX = 200
 #: a typed reference that is a row id when nobody has it as a name
 _DIGITS = re.compile(r"[0-9]+")
+#: a typed number longer than this is no id (ids have at most 19 digits, plus leading zeros)
+_ID_DIGITS = 40
 
 
 # --- which faces ------------------------------------------------------------------------------
@@ -128,8 +130,8 @@ def person_by_name(s: Session, name: str) -> Person | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def require_person(s: Session, person_id: int) -> Person:
-    """The person with this id; PersonNotFound for any other value (unknown, 0, huge)."""
+def require_person(s: Session, person_id: object) -> Person:
+    """The person with this id; PersonNotFound for any other value (unknown, 0, huge, not a number)."""
     person = s.get(Person, person_id) if is_id(person_id) else None
     if person is None:
         raise PersonNotFound(f"there is no person with id {person_id}")
@@ -154,11 +156,8 @@ def resolve_person(s: Session, ref: str | int) -> Person:
     text = normalise_name(ref)
     if not _DIGITS.fullmatch(text):
         raise PersonNotFound(f"there is no person named {text!r}")
-    number = int(text) if len(text) <= len(str(MAX_ID)) else 0
-    person = s.get(Person, number) if is_id(number) else None
-    if person is None:
-        raise PersonNotFound(f"there is no person with id {text}")
-    return person
+    # int() refuses thousands of digits; such a "number" names nobody anyway
+    return require_person(s, int(text) if len(text) <= _ID_DIGITS else text)
 
 
 __all__ = ["NAME_MAX", "FaceState", "live", "owned", "unowned", "normalise_name", "clean_name", "faces_text",

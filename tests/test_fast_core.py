@@ -140,6 +140,8 @@ def test_one_rule_finds_a_person_by_name_or_id(lib: Library) -> None:
         with pytest.raises(PersonNotFound, match="id 9999999999999999999999"):
             queries.resolve_person(s, "9999999999999999999999")
         with pytest.raises(PersonNotFound):
+            queries.resolve_person(s, "7" * 5000)  # more digits than int() converts
+        with pytest.raises(PersonNotFound):
             queries.resolve_person(s, 987654)
     # a name made of digits is a name first
     ben = pid(lib, "Ben")
