@@ -44,6 +44,11 @@ SELF_CHECK_TOLERANCE = 1e-4
 
 CHIP_SIZE = 150
 
+#: what faces embedded by this engine record (Face.embedding_engine); dlib's own
+#: descriptor records "dlib". The same name as long as the graph computes the same function
+#: of the same weights (a rebuild for a new onnxruntime keeps it; another model would not).
+ENGINE_ID = "onnx-dlib-resnet-v1"
+
 
 class EngineUnavailable(RuntimeError):
     """The fast engine cannot be used here (missing package, bad build, failed check)."""
@@ -199,6 +204,7 @@ class OnnxEmbedder:
     session: object
     path: Path
     name: str = "onnx"
+    engine_id: str = ENGINE_ID
     #: largest difference from dlib's descriptor on the reference chip, set by load_engine
     check_difference: float | None = None
 
@@ -281,5 +287,5 @@ def load_engine(reference: Callable[[np.ndarray], np.ndarray], *, path: Path | N
     return embedder
 
 
-__all__ = ["BUILDER_VERSION", "SELF_CHECK_TOLERANCE", "EngineUnavailable", "NumpyEmbedder", "OnnxEmbedder",
+__all__ = ["BUILDER_VERSION", "ENGINE_ID", "SELF_CHECK_TOLERANCE", "EngineUnavailable", "NumpyEmbedder", "OnnxEmbedder",
            "build_onnx", "chips_to_tensor", "default_engine_dir", "engine_file", "load_engine", "onnx_embedder"]

@@ -144,6 +144,11 @@ class Face(Base):
     #: 128 float32 values (dlib face descriptor)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     detector: Mapped[str] = mapped_column(String(16), default="hog")
+    #: what computed the embedding: "dlib" (dlib's descriptor) or "onnx-dlib-resnet-v1" (the
+    #: same network on onnxruntime, organizer.embedding). One model, equal to 1e-6, so the two
+    #: are compared freely; recorded so that a different model later knows what to redo
+    #: (revision 0004; faces from before it are "dlib")
+    embedding_engine: Mapped[str] = mapped_column(String(32), default="dlib", server_default="dlib")
     #: shorter side of the box in original pixels
     size: Mapped[int] = mapped_column(Integer, default=0)
     #: 0..1, higher is better (sharp, frontal, big); used to pick covers and evidence

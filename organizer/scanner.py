@@ -477,6 +477,8 @@ class FaceResult:
     size: int
     quality: float
     thumb: bytes
+    #: what computed the embedding (Face.embedding_engine)
+    engine: str = face_api.DLIB_ENGINE
 
 
 @dataclass
@@ -587,7 +589,7 @@ def _analyse(root: str, entry: FileEntry, known_hash: str | None, opts: DetectOp
         res.faces.append(FaceResult(
             box=box, landmarks=landmarks, embedding=embedding_to_bytes(d.embedding), size=size,
             quality=face_api.quality_score(size, d.sharpness, d.frontal),
-            thumb=crop_thumbnail(img.pixels, d.box, opts.thumb_size),
+            thumb=crop_thumbnail(img.pixels, d.box, opts.thumb_size), engine=d.engine,
         ))
     return res
 
@@ -612,10 +614,15 @@ class _Runner:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            # the fork server loads dlib's models once and every worker is forked with them
-            # in memory, instead of each worker importing and loading its own copy: 0.8 s
-            # off the start of every scan on 2 cores, and the model pages are shared
-            ctx.set_forkserver_preload([__name__, "face_recognition.api"])
+            # the fork server loads dlib's models and the checked embedding engine once
+            # (organizer.scan_worker_preload) and every worker is forked with them in
+            # memory, instead of each worker loading and checking its own copy: 0.8 s off
+            # the start of every scan on 2 cores, and the model pages are shared
+            ctx.set_forkserver_preload([__name__, "organizer.scan_worker_preload"])
+        else:
+            # spawned workers load their own models, but the engine file is built here,
+            # once, rather than by every worker at the same time on a first scan
+            face_api.prepare_engine()
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
 
     def run(self, todo: list[tuple[FileEntry, int | None, str | None]]) -> Iterator[FileResult]:
@@ -723,7 +730,7 @@ def _face_rows(res: FileResult, detector: str) -> list[tuple[Face, bytes]]:
     for fr in res.faces:
         top, right, bottom, left = fr.box
         face = Face(top=top, right=right, bottom=bottom, left=left, landmarks=fr.landmarks, embedding=fr.embedding,
-                    detector=detector, size=fr.size, quality=fr.quality, is_face=True)
+                    embedding_engine=fr.engine, detector=detector, size=fr.size, quality=fr.quality, is_face=True)
         rows.append((face, fr.thumb))
     return rows
 

@@ -437,6 +437,89 @@ def test_library_made_by_first_revision_upgrades_with_data(tmp_path: Path) -> No
     assert current_revision(lib.engine) == head_revision()
     assert _labels(lib) == {"a.jpg": ("Grandma", "confirmed")}
     assert lib.root == Path("/photos")
+    with lib.session() as s:
+        assert s.scalars(select(Face.embedding_engine)).all() == ["dlib"]  # made before the fast engine
+
+
+def _library_at_0003(db: Path) -> None:
+    """A library as revision 0003 left it: a named, confirmed face with a thumbnail and a
+    rejection, a machine-assigned face, a person's cover, an undo record."""
+    from organizer.db import make_engine, upgrade
+
+    engine = make_engine(db_url(db))
+    upgrade(engine, "0003")
+    with engine.begin() as c:
+        c.exec_driver_sql("insert into photos(id, path, size, mtime, status, scanned_at) "
+                          "values (1, 'a.jpg', 10, 1.0, 'ok', '2020-01-01 00:00:00')")
+        c.exec_driver_sql("insert into people(id, name, hidden, created_at) values (1, 'Grandma', 0, '2020-01-01 00:00:00'), "
+                          "(2, 'Tom', 0, '2020-01-01 00:00:00')")
+        for fid, pid, how in ((1, 1, "confirmed"), (2, 2, "auto")):
+            c.exec_driver_sql(
+                "insert into faces(id, photo_id, top, right, bottom, left, embedding, detector, size, quality, person_id, "
+                "assignment, is_face, created_at) values (?, 1, 1, 50, 50, 1, ?, 'hog', 49, 0.5, ?, ?, 1, '2020-01-01 00:00:00')",
+                (fid, np.full(128, fid, dtype=np.float32).tobytes(), pid, how))
+        c.exec_driver_sql("insert into face_thumbs(face_id, jpeg) values (1, x'ffd8')")
+        c.exec_driver_sql("insert into face_rejections(face_id, person_id, created_at) values (1, 2, '2020-01-01')")
+        c.exec_driver_sql("update people set cover_face_id = 1 where id = 1")
+        c.exec_driver_sql("insert into operations(kind, description, undo, created_at, undone) "
+                          "values ('assign', 'x', '{}', '2020-01-01 00:00:00', 0)")
+        c.exec_driver_sql("delete from faces where id = 2")  # the high-water mark stays at 2
+        c.exec_driver_sql(
+            "insert into faces(photo_id, top, right, bottom, left, embedding, detector, size, quality, is_face, created_at) "
+            "values (1, 1, 50, 50, 1, ?, 'hog', 49, 0.5, 1, '2020-01-01 00:00:00')", (np.zeros(128, np.float32).tobytes(),))
+    engine.dispose()
+
+
+def _library_rows(db: Path) -> dict[str, list[tuple]]:
+    with sqlite3.connect(db) as c:
+        return {
+            "faces": c.execute("select id, photo_id, person_id, assignment, is_face, embedding from faces order by id").fetchall(),
+            "thumbs": c.execute("select face_id, jpeg from face_thumbs").fetchall(),
+            "rejections": c.execute("select face_id, person_id from face_rejections").fetchall(),
+            "people": c.execute("select id, name, cover_face_id from people order by id").fetchall(),
+            "operations": c.execute("select id, kind from operations").fetchall(),
+            "sequence": c.execute("select name, seq from sqlite_sequence where name = 'faces'").fetchall(),
+        }
+
+
+def test_revision_0004_records_dlib_for_old_faces_and_keeps_every_label(tmp_path: Path) -> None:
+    from alembic import command
+
+    from organizer.db import alembic_config, current_revision, foreign_keys_off, make_engine
+
+    db = tmp_path / "old.db"
+    _library_at_0003(db)
+    before = _library_rows(db)
+    assert [f[0] for f in before["faces"]] == [1, 3] and before["sequence"] == [("faces", 3)]
+    lib = Library.open(db_url(db))  # upgrades 0003 -> head
+    assert _library_rows(db) == before, "the new column must not touch rows, labels, thumbnails or id marks"
+    with sqlite3.connect(db) as c:
+        assert c.execute("select id, embedding_engine from faces order by id").fetchall() == [(1, "dlib"), (3, "dlib")]
+        assert "AUTOINCREMENT" in c.execute("select sql from sqlite_master where name = 'faces'").fetchone()[0]
+    with lib.session() as s:
+        photo = s.get(Photo, 1)
+        assert photo is not None
+        s.add(Face(photo_id=1, top=1, right=50, bottom=50, left=1, embedding=np.ones(128, np.float32).tobytes(),
+                   embedding_engine="onnx-dlib-resnet-v1", size=49, quality=0.5))
+    with lib.session() as s:
+        assert s.execute(select(Face.id, Face.embedding_engine).order_by(Face.id)).all() == [
+            (1, "dlib"), (3, "dlib"), (4, "onnx-dlib-resnet-v1")]  # ids still never reused
+    lib.close()
+
+    # and back: the downgrade rebuilds faces without the column, keeping rows and the flag
+    engine = make_engine(db_url(db))
+    cfg = alembic_config(db_url(db))
+    with engine.connect() as conn, foreign_keys_off(conn), conn.begin():
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    assert current_revision(engine) == "0003"
+    engine.dispose()
+    after = _library_rows(db)
+    assert after["thumbs"] == before["thumbs"] and after["rejections"] == before["rejections"]
+    assert after["people"] == before["people"] and [f[0] for f in after["faces"]] == [1, 3, 4]
+    with sqlite3.connect(db) as c:
+        sql = c.execute("select sql from sqlite_master where name = 'faces'").fetchone()[0]
+    assert "AUTOINCREMENT" in sql and "embedding_engine" not in sql
 
 
 def test_alembic_command_line_upgrades_from_repo_root(tmp_path: Path) -> None:
