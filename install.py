@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--editable", action="store_true", help="install the project in editable mode")
     args = parser.parse_args(argv)
 
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this runs on whatever python3 is, to say it is too old
         print(f"install.py: Python 3.11 or newer is needed, this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
 
@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
 
     pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
     try:
-        run(pip + ["install", "-q", "--upgrade", "pip", "setuptools>=60,<81", "wheel"])
+        run([*pip, "install", "-q", "--upgrade", "pip", "setuptools>=60,<81", "wheel"])
         target = ".[test]" if args.dev else "."
         editable = ["-e"] if (args.editable or args.dev) else []
-        run(pip + ["install", "-q", *editable, target])
+        run([*pip, "install", "-q", *editable, target])
         # Never let pip resolve face_recognition's `dlib` requirement (source build).
-        run(pip + ["install", "-q", "--no-deps", FACE_RECOGNITION])
-        run([str(py), "-W", "ignore", "-c", "import face_recognition, dlib, organizer; print('ok: dlib', dlib.__version__)"])
+        run([*pip, "install", "-q", "--no-deps", FACE_RECOGNITION])
+        check = "import face_recognition, dlib, organizer; print('ok: dlib', dlib.__version__)"
+        run([str(py), "-W", "ignore", "-c", check])
     except subprocess.CalledProcessError as exc:
         print(f"install.py: step failed (exit {exc.returncode}): {' '.join(exc.cmd)}", file=sys.stderr)
         return 1

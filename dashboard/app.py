@@ -11,12 +11,15 @@ import importlib
 import logging
 import socket
 import sys
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 from dash import ALL, Dash, Input, Output, dcc, html, no_update
+from dash.development.base_component import Component
 from flask import Flask, Response, abort, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
@@ -64,7 +67,8 @@ def create_app(library: Library, *, password: str | None = None, hosts: HostPoli
     if password is not None and not password.strip():
         raise InvalidRequest("the dashboard password is empty; give a real one, or none at all")
     pages = load_pages()
-    app = Dash(__name__, title="organizer", update_title=None, assets_folder=str(ASSETS),
+    # update_title "" (Dash: "None or ''"): the tab title does not flash "Updating..." during callbacks
+    app = Dash(__name__, title="organizer", update_title="", assets_folder=str(ASSETS),
                suppress_callback_exceptions=True, serve_locally=True)
     server: Flask = app.server
     server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
@@ -119,10 +123,8 @@ def _machine_names() -> set[str]:
     with ``.local``, as mDNS offers it), its canonical name, and their addresses."""
     host = socket.gethostname().lower()
     names = {host, f"{host}.local"}
-    try:
+    with suppress(OSError, UnicodeError):
         names |= {info[3].lower() for info in socket.getaddrinfo(host, None, flags=socket.AI_CANONNAME) if info[3]}
-    except (OSError, UnicodeError):
-        pass
     for name in list(names):
         names |= _addresses(name)
     return names
@@ -195,7 +197,7 @@ def _callback_body_error(body: object) -> str | None:
 
 def _install_guards(server: Flask, password: str | None, hosts: HostPolicy, *, callback_path: str) -> None:
     @server.before_request
-    def _known_host():  # type: ignore[no-untyped-def]
+    def _known_host() -> Response | None:
         # first of all, so a rebinding page gets neither data nor a password prompt (nor,
         # in this message, the names and addresses that are allowed)
         if not hosts.allows(request.host):
@@ -205,7 +207,7 @@ def _install_guards(server: Flask, password: str | None, hosts: HostPolicy, *, c
         return None
 
     @server.before_request
-    def _same_origin():  # type: ignore[no-untyped-def]
+    def _same_origin() -> None:
         # Another web site open in the same browser must not be able to drive the
         # dashboard: a state-changing request from a foreign page carries its Origin.
         if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -217,7 +219,7 @@ def _install_guards(server: Flask, password: str | None, hosts: HostPolicy, *, c
         secret = password.encode()
 
         @server.before_request
-        def _basic_auth():  # type: ignore[no-untyped-def]
+        def _basic_auth() -> Response | None:
             auth = request.authorization
             given = (auth.password or "").encode() if auth and auth.type == "basic" else b""
             if not hmac.compare_digest(given, secret):
@@ -226,7 +228,7 @@ def _install_guards(server: Flask, password: str | None, hosts: HostPolicy, *, c
             return None
 
     @server.before_request
-    def _streamed_body_limit():  # type: ignore[no-untyped-def]
+    def _streamed_body_limit() -> None:
         # A body with a Content-Length over the limit is refused by Werkzeug before it is
         # read; a chunked one is cut off silently at the limit (and would then be run as
         # far as it parses), so a body that reaches the limit is refused here.
@@ -236,7 +238,7 @@ def _install_guards(server: Flask, password: str | None, hosts: HostPolicy, *, c
                 raise RequestEntityTooLarge()
 
     @server.before_request
-    def _well_formed_callback():  # type: ignore[no-untyped-def]
+    def _well_formed_callback() -> None:
         # parsed here (Flask keeps the result for Dash) so that a body no browser sends
         # is a 400 with a reason, not a 500 from deep inside Dash
         if request.method == "POST" and request.path == callback_path:
@@ -249,7 +251,7 @@ def _install_guards(server: Flask, password: str | None, hosts: HostPolicy, *, c
                 raise BadRequest(problem)
 
     @server.errorhandler(RecursionError)
-    def _too_deep(_exc: RecursionError):  # type: ignore[no-untyped-def]
+    def _too_deep(_exc: RecursionError) -> Response:
         return Response("The request is nested too deeply.\n", 400, mimetype="text/plain")
 
     @server.after_request
@@ -275,17 +277,18 @@ def _install_media_routes(server: Flask, lib: Library) -> None:
     """
 
     @server.route("/media/thumb/<int:face_id>.jpg")
-    def _thumb(face_id: int):  # type: ignore[no-untyped-def]
+    def _thumb(face_id: int) -> Response:
         jpeg = browse.face_thumbnail(lib, face_id)
         if jpeg is None:
             abort(404)
         resp = Response(jpeg, mimetype="image/jpeg")
         resp.set_etag(media.thumbnail_etag(face_id, jpeg))
         _revalidate(resp)
-        return resp.make_conditional(request)
+        resp.make_conditional(request)  # a 304 without the body when the ETag matches
+        return resp
 
     @server.route("/media/photo/<int:photo_id>.jpg")
-    def _photo(photo_id: int):  # type: ignore[no-untyped-def]
+    def _photo(photo_id: int) -> Response:
         size = media.clamp_size(request.args.get("size", type=int))
         try:
             path = media.photo_file(lib, photo_id)
@@ -304,7 +307,7 @@ def _install_media_routes(server: Flask, lib: Library) -> None:
 
     @server.route("/media/", defaults={"rest": ""})
     @server.route("/media/<path:rest>")
-    def _no_media(rest: str):  # type: ignore[no-untyped-def]
+    def _no_media(rest: str) -> NoReturn:
         # anything else under /media is a 404, not the app's page (Dash answers every
         # other path with its index page)
         abort(404)
@@ -316,6 +319,10 @@ def _nav_link(page: ModuleType) -> dcc.Link:
     name = page.__name__.rsplit(".", 1)[-1]
     return dcc.Link([html.Span(className=f"nav-icon icon-{name}"), html.Span(page.TITLE, className="nav-label")],
                     href=page.PATH, id={"type": "app-nav", "index": name}, className="nav-link")
+
+
+#: a wildcard property (not a keyword of html.Div), so passed as a dict
+_ARIA_LIVE: dict[str, Any] = {"aria-live": "polite"}
 
 
 def _shell(pages: list[ModuleType]) -> html.Div:
@@ -337,7 +344,7 @@ def _shell(pages: list[ModuleType]) -> html.Div:
             ], className="undo-box"),
         ], className="sidebar"),
         html.Main([
-            html.Div(id=ui.ALERT, className="toasts", **{"aria-live": "polite"}),
+            html.Div(id=ui.ALERT, className="toasts", **_ARIA_LIVE),
             html.Div(id="app-page", className="page"),
         ], className="main"),
     ], className="app")
@@ -350,7 +357,8 @@ def _route(pages: list[ModuleType], pathname: str | None) -> ModuleType | None:
     return next((p for p in pages if p.PATH.rstrip("/") == path), None)
 
 
-def render_page(lib: Library, pages: list[ModuleType], pathname: str | None, search: str | None):  # type: ignore[no-untyped-def]
+def render_page(lib: Library, pages: list[ModuleType], pathname: str | None,
+                search: str | None) -> tuple[Component, ModuleType | None]:
     """The page component for a URL (what the router callback returns)."""
     page = _route(pages, pathname)
     if page is None:
@@ -388,15 +396,15 @@ def _register_shell(app: Dash, lib: Library, pages: list[ModuleType]) -> None:
         Output({"type": "app-nav", "index": ALL}, "className"),
         Input(ui.URL, "pathname"), Input(ui.URL, "search"), Input(ui.REFRESH, "data"),
     )
-    def _router(pathname, search, _refresh):  # type: ignore[no-untyped-def]
+    def _router(pathname: str | None, search: str | None, _refresh: object) -> tuple[Component, list[str]]:
         content, page = render_page(lib, pages, pathname, search)
         active = page.__name__.rsplit(".", 1)[-1] if page else None
-        shown = ([n for n, p in zip(names, pages) if getattr(p, "NAV", True) is True]
-                 + [n for n, p in zip(names, pages) if getattr(p, "NAV", True) == "bottom"])
+        shown = ([n for n, p in zip(names, pages, strict=True) if getattr(p, "NAV", True) is True]
+                 + [n for n, p in zip(names, pages, strict=True) if getattr(p, "NAV", True) == "bottom"])
         return content, ["nav-link active" if n == active else "nav-link" for n in shown]
 
     @app.callback(*ui.action_outputs(), Input("app-undo", "n_clicks"), prevent_initial_call=True)
-    def _undo(n):  # type: ignore[no-untyped-def]
+    def _undo(n: int | None) -> tuple[object, ...]:
         if not n:
             return no_update, no_update
         return ui.respond(undo_last(lib))
@@ -405,7 +413,7 @@ def _register_shell(app: Dash, lib: Library, pages: list[ModuleType]) -> None:
         Output("app-undo-label", "children"), Output("app-undo", "disabled"),
         Input(ui.REFRESH, "data"), Input(ui.TICK, "data"), Input(ui.URL, "pathname"),
     )
-    def _undo_label(*_):  # type: ignore[no-untyped-def]
+    def _undo_label(*_: object) -> tuple[str, bool]:
         text, disabled = undo_label(lib)
         return text, disabled
 

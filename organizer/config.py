@@ -70,7 +70,9 @@ class Number:
             low = f"greater than {self._n(self.low)}" if self.low_open else f"from {self._n(self.low)}"
             return f"{what} {low} {'and at most' if self.low_open else 'to'} {self._n(self.high)}"
         if self.low is not None:
-            return f"{what} greater than {self._n(self.low)}" if self.low_open else f"{what}, {self._n(self.low)} or more"
+            if self.low_open:
+                return f"{what} greater than {self._n(self.low)}"
+            return f"{what}, {self._n(self.low)} or more"
         return what
 
 
@@ -183,8 +185,8 @@ def normalise_db_url(value: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     db_url: str = field(default_factory=default_db_url, metadata={"spec": Spec(
-        DbUrl(), "library database: a file path or SQLAlchemy URL", flag="--db", env="ORGANIZER_DB", metavar="URL_OR_FILE",
-        default_text="~/.local/share/organizer/library.db")})
+        DbUrl(), "library database: a file path or SQLAlchemy URL", flag="--db", env="ORGANIZER_DB",
+        metavar="URL_OR_FILE", default_text="~/.local/share/organizer/library.db")})
 
     # --- scanning -------------------------------------------------------------------
     #: face detector: "hog" (fast, CPU) or "cnn" (more accurate, very slow without a GPU)

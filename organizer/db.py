@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from sqlalchemy import create_engine, event, inspect, make_url, select
@@ -27,17 +28,18 @@ from .config import BadValue, hide_password, normalise_db_url
 from .errors import LibraryError
 from .models import LibraryMeta
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 BUSY_TIMEOUT_S = 60
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur = dbapi_conn.cursor()
-    try:
+    # a read-only library (write-protected card, mode=ro) cannot switch to WAL: reading
+    # still works, and each write fails with a clear message (see Library.session)
+    with suppress(sqlite3.OperationalError):
         cur.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.OperationalError:
-        # a read-only library (write-protected card, mode=ro): reading still works, and
-        # each write fails with a clear message (see Library.session)
-        pass
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
@@ -85,7 +87,7 @@ _BACKENDS = {"postgresql": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB",
 
 def _create_engine(url: str | URL, **kwargs: object) -> Engine:
     try:
-        return create_engine(url, **kwargs)  # type: ignore[arg-type]
+        return create_engine(url, **kwargs)
     except ImportError as exc:  # the dialect exists, its driver module does not
         parsed = make_url(url)
         backend = _BACKENDS.get(parsed.get_backend_name(), parsed.get_backend_name())
@@ -182,14 +184,14 @@ def _sqlite_engine(url: str) -> Engine:
     begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+    def _begin_immediate(conn: Connection) -> None:
         conn.exec_driver_sql(begin)
 
     return engine
 
 
-def alembic_config(url: str):  # -> alembic.config.Config (imported lazily: alembic is slow to import)
-    from alembic.config import Config
+def alembic_config(url: str) -> AlembicConfig:
+    from alembic.config import Config  # here, not at the top: alembic is slow to import
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("migrations")))
@@ -327,12 +329,10 @@ class Library:
 
 
 def _rollback_quietly(s: Session) -> None:
-    try:
+    # when the connection is already gone (e.g. an I/O error), SQLite rolls back an
+    # unfinished transaction itself, from the journal, when the file is next opened
+    with suppress(SQLAlchemyError, sqlite3.Error):
         s.rollback()
-    except (SQLAlchemyError, sqlite3.Error):
-        # the connection is already gone (e.g. an I/O error): SQLite rolls back an
-        # unfinished transaction itself, from the journal, when the file is next opened
-        pass
 
 
 _READ_ONLY = ("the library file is read-only; nothing was changed (check the file's permissions, "

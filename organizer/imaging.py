@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -37,6 +38,9 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     pass
 
 from .errors import UnreadableImage
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp"})
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "HEIF", "MPO", "BMP"})
@@ -83,18 +87,19 @@ class _SizedFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
-        n = min(len(buffer), self._size - self._pos)
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")  # counted in bytes, whatever the buffer holds
+        n = min(len(view), self._size - self._pos)
         if n <= 0:
             return 0
-        got = os.preadv(self._fd, [memoryview(buffer)[:n]], self._pos) if hasattr(os, "preadv") else self._read_at(buffer, n)
+        got = os.preadv(self._fd, [view[:n]], self._pos) if hasattr(os, "preadv") else self._read_at(view, n)
         self._pos += got
         return got
 
-    def _read_at(self, buffer, n: int) -> int:  # type: ignore[no-untyped-def]
+    def _read_at(self, view: memoryview, n: int) -> int:
         os.lseek(self._fd, self._pos, os.SEEK_SET)
         data = os.read(self._fd, n)
-        buffer[: len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
@@ -192,7 +197,7 @@ def _transpose(img: Image.Image, orientation: int) -> Image.Image:
         out = ImageOps.exif_transpose(img)
         if out is not None:
             return out
-    except Exception:  # noqa: BLE001, S110 - the broken-EXIF trap: SyntaxError, struct.error, ...
+    except Exception:  # noqa: BLE001 - the broken-EXIF trap: SyntaxError, struct.error, ...
         pass
     for op in _TRANSPOSE.get(orientation, ()):
         img = img.transpose(op)
@@ -233,7 +238,8 @@ def _decode(fh: io.BufferedReader, max_size: int, max_pixels: int) -> LoadedImag
                 if w <= 0 or h <= 0:
                     raise UnreadableImage(f"invalid image size {w}x{h}")
                 if w * h > max_pixels:
-                    raise UnreadableImage(f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; limit {max_pixels / 1e6:.0f} MP): possible decompression bomb")
+                    raise UnreadableImage(f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP; "
+                                          f"limit {max_pixels / 1e6:.0f} MP): possible decompression bomb")
                 orientation = _orientation(img)
                 taken_at = exif_datetime(img)
                 if fmt == "JPEG" and max(w, h) > max_size:
@@ -296,9 +302,9 @@ def crop_thumbnail(pixels: np.ndarray, box: tuple[int, int, int, int], size: int
     side = max(bottom - top, right - left)
     side = int(side * (1 + 2 * margin))
     cy, cx = (top + bottom) // 2, (left + right) // 2
-    t, l = max(0, cy - side // 2), max(0, cx - side // 2)
-    b, r = min(h, t + side), min(w, l + side)
-    crop = Image.fromarray(pixels[t:b, l:r])
+    y0, x0 = max(0, cy - side // 2), max(0, cx - side // 2)
+    y1, x1 = min(h, y0 + side), min(w, x0 + side)
+    crop = Image.fromarray(pixels[y0:y1, x0:x1])
     crop.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     crop.save(buf, "JPEG", quality=82, optimize=True)

@@ -29,9 +29,12 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from .browse import person_by_name
 from .db import Library, sqlite_file
@@ -112,13 +115,19 @@ def _mentions(payload: dict, person_id: int | None, face_ids: set[int]) -> bool:
     return any(len(p) == 2 and (p[1] == person_id or p[0] in face_ids) for p in pairs)
 
 
+def _rows(s: Session, statement: Executable) -> int:
+    """How many rows a DELETE or UPDATE touched. (Session.execute is typed as returning a
+    plain Result; for these statements it is a CursorResult, which has the count.)"""
+    return cast(CursorResult[Any], s.execute(statement)).rowcount or 0
+
+
 def _delete_faces(s: Session, face_ids: list[int], report: ForgetReport) -> None:
     for start in range(0, len(face_ids), 500):
         chunk = face_ids[start:start + 500]
-        report.thumbnails += s.execute(delete(FaceThumb).where(FaceThumb.face_id.in_(chunk))).rowcount or 0
-        report.rejections += s.execute(delete(FaceRejection).where(FaceRejection.face_id.in_(chunk))).rowcount or 0
+        report.thumbnails += _rows(s, delete(FaceThumb).where(FaceThumb.face_id.in_(chunk)))
+        report.rejections += _rows(s, delete(FaceRejection).where(FaceRejection.face_id.in_(chunk)))
         s.execute(update(Person).where(Person.cover_face_id.in_(chunk)).values(cover_face_id=None))
-        report.faces += s.execute(delete(Face).where(Face.id.in_(chunk))).rowcount or 0
+        report.faces += _rows(s, delete(Face).where(Face.id.in_(chunk)))
 
 
 def forget_person(lib: Library, name: str) -> ForgetReport:
@@ -132,11 +141,11 @@ def forget_person(lib: Library, name: str) -> ForgetReport:
         pid, pname = person.id, person.name
         report = ForgetReport(person=pname)
         face_ids = list(s.scalars(select(Face.id).where(Face.person_id == pid)))
-        clusters = set(s.scalars(select(Face.cluster_id).where(Face.person_id == pid, Face.cluster_id.is_not(None))))
+        clusters = {c for c in s.scalars(select(Face.cluster_id).where(Face.person_id == pid)) if c is not None}
         photos = set(s.scalars(select(Face.photo_id).where(Face.person_id == pid)))
         _delete_faces(s, face_ids, report)
         # "this face is not <pid>" rows are about other people's faces: they go with pid
-        report.rejections += s.execute(delete(FaceRejection).where(FaceRejection.person_id == pid)).rowcount or 0
+        report.rejections += _rows(s, delete(FaceRejection).where(FaceRejection.person_id == pid))
         forgotten = set(face_ids)
         named = re.compile(r"(?<!\w)" + re.escape(pname.lower()) + r"(?!\w)")
         for op_id, payload, description in s.execute(select(Operation.id, Operation.undo, Operation.description)):
@@ -159,13 +168,13 @@ def forget_all_faces(lib: Library) -> ForgetReport:
     report = ForgetReport()
     with lib.session() as s:
         report.photos_kept = s.scalar(select(func.count()).select_from(Photo)) or 0
-        report.thumbnails = s.execute(delete(FaceThumb)).rowcount or 0
-        report.rejections = s.execute(delete(FaceRejection)).rowcount or 0
+        report.thumbnails = _rows(s, delete(FaceThumb))
+        report.rejections = _rows(s, delete(FaceRejection))
         s.execute(update(Person).values(cover_face_id=None))
-        report.faces = s.execute(delete(Face)).rowcount or 0
-        report.clusters = s.execute(delete(Cluster)).rowcount or 0
+        report.faces = _rows(s, delete(Face))
+        report.clusters = _rows(s, delete(Cluster))
         s.execute(delete(ClusterRun))
-        report.operations = s.execute(delete(Operation)).rowcount or 0
+        report.operations = _rows(s, delete(Operation))
         exports = take_export_records(s, None)
     _settle_exports(exports, report)
     _purge_bytes(lib, report)
@@ -206,7 +215,7 @@ def _purge_bytes(lib: Library, report: ForgetReport) -> None:
     report.file_bytes_before = _size(files)
     raw = lib.engine.raw_connection()
     try:
-        conn: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        conn = cast(sqlite3.Connection, raw.driver_connection)  # the dialect is sqlite (checked above)
         conn.isolation_level = None
         try:
             conn.execute("VACUUM")
