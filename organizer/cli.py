@@ -2,14 +2,21 @@
 
 No logic lives here. Every error the user can cause ends in one line on stderr and a
 non-zero exit code, never a traceback.
+
+Each command is declared once, next to its handler (``@command(name, help, *arguments)``,
+like beets' ``Subcommand``); :data:`COMMANDS` keeps them in the order ``--help`` lists
+them. A flag that sets a :class:`~organizer.config.Settings` value is ``setting(name)``:
+its type, range, help and default come from that setting's declaration, so the flag and
+the ``ORGANIZER_*`` variable are checked by the same parser. Other defaults are written
+once, in the argument, and shown through argparse's ``%(default)s``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from .config import Settings
@@ -17,7 +24,8 @@ from .db import Library
 from .errors import OrganizerError
 
 if TYPE_CHECKING:
-    from .browse import PersonSummary
+    from .browse import FaceInfo, PersonSummary
+    from .scanner import ScanProgress
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -33,37 +41,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
-def _flag_type(parse: config.Number | config.DbUrl):  # type: ignore[no-untyped-def]
+def _flag_type(parse: config.Number | config.DbUrl) -> Callable[[str], Any]:
     """A setting's own parser as an argparse type: the flag and the environment variable
     are checked by the same code (config.Settings declares both)."""
     def check(text: str) -> object:
@@ -76,6 +54,12 @@ def _flag_type(parse: config.Number | config.DbUrl):  # type: ignore[no-untyped-
     kind = "int" if isinstance(parse, config.Number) and parse.kind is int else "float"
     check.__name__ = kind if isinstance(parse, config.Number) else "url"
     return check
+
+
+# the counts, ids and sizes that are not settings, checked by the settings' own number parser
+_positive_int = _flag_type(config.Number(1))
+_non_negative_int = _flag_type(config.Number(0))
+_positive_float = _flag_type(config.Number(0, kind=float, low_open=True))
 
 
 def _add_setting(p: argparse.ArgumentParser, name: str) -> None:
@@ -102,37 +86,88 @@ def open_library(args: argparse.Namespace) -> Library:
     return Library.open(settings_from(args).db_url)
 
 
+# --- declaring commands ------------------------------------------------------------------
+
+#: one argument of a command: adds itself to the command's parser
+Argument = Callable[[argparse.ArgumentParser], object]
+Handler = Callable[[argparse.Namespace], int]
+
+
+def arg(*names: str, **options: Any) -> Argument:
+    """An ``add_argument(*names, **options)`` kept for the command that lists it."""
+    return lambda p: p.add_argument(*names, **options)
+
+
+def setting(name: str) -> Argument:
+    """The flag of the :class:`Settings` field ``name`` (see :func:`_add_setting`)."""
+    return lambda p: _add_setting(p, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: Handler
+    arguments: tuple[Argument, ...]
+    #: extra values the handler finds in ``args`` (one handler, two commands: hide/unhide)
+    defaults: Mapping[str, object]
+
+
+#: every command, in the order they were declared (the order of ``organizer --help``)
+COMMANDS: list[Command] = []
+
+
+def command(name: str, help: str, *arguments: Argument, **defaults: object) -> Callable[[Handler], Handler]:
+    """Declare the command ``name`` with the decorated function as its handler."""
+    def register(handler: Handler) -> Handler:
+        COMMANDS.append(Command(name, help, handler, arguments, defaults))
+        return handler
+    return register
+
+
+def _limit(default: int, what: str) -> Argument:
+    return arg("--limit", type=_positive_int, default=default, help=f"{what} shown (default %(default)s)")
+
+
+def _offset(what: str) -> Argument:
+    return arg("--offset", type=_non_negative_int, default=0, help=f"skip this many {what}")
+
+
+def _to(help: str) -> Argument:
+    return arg("--to", required=True, metavar="NAME", help=help)
+
+
+DB = setting("db_url")
+QUIET = arg("-q", "--quiet", action="store_true", help="no progress bar")
+FACES = arg("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
+CLUSTER_ID = arg("cluster", type=_positive_int, metavar="CLUSTER_ID")
+NAME = arg("name", metavar="NAME")
+
+
 # --- commands ------------------------------------------------------------------------
 
 
+@command("scan", "find and embed every face in a photo folder (incremental)",
+         arg("photo_dir", help="the folder of photos to scan (sub-folders included)"),
+         DB, setting("workers"), setting("model"), setting("upsample"), setting("max_size"),
+         arg("--new-root", action="store_true", help="the library's photos moved to PHOTO_DIR: re-point it"),
+         arg("--no-cluster", action="store_true",
+             help="do not group new faces after the scan (run `organizer cluster` later)"),
+         QUIET)
 def cmd_scan(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .scanner import scan
 
     settings = settings_from(args)
     lib = Library.open(settings.db_url)
-    bar = None
-
-    def progress(p) -> None:  # type: ignore[no-untyped-def]
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            bar = tqdm(total=p.total, unit="photo", dynamic_ncols=True, disable=p.total == 0)
-        bar.set_postfix(faces=p.faces, failed=p.failed, refresh=False)
-        bar.update(p.done - bar.n)
-
+    bar = _ScanBar(args.quiet)
     try:
-        report = scan(lib, args.photo_dir, settings, progress, new_root=args.new_root)
+        report = scan(lib, args.photo_dir, settings, bar, new_root=args.new_root)
     except KeyboardInterrupt:
-        if bar:
-            bar.close()
+        bar.close()
         print("scan interrupted: finished photos are saved; run the same command again to continue", file=sys.stderr)
         return 130
     finally:
-        if bar:
-            bar.close()
+        bar.close()
     print(f"scanned {report.root}: {report.summary()}")
     if not args.no_cluster:
         from .clustering import cluster_after_scan
@@ -141,15 +176,43 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if grouped is not None:
             print(grouped.summary())
     if report.errors and not args.quiet:
-        shown = report.errors[:10]
-        print(f"{len(report.errors)} file(s) could not be read:")
-        for path, reason in shown:
-            print(f"  {path}: {reason}")
-        if len(report.errors) > len(shown):
-            print("  ... (organizer stats --failed lists them all)")
+        _print_unreadable(report.errors)
     return EXIT_OK
 
 
+class _ScanBar:
+    """The scan's progress callback: a tqdm bar, made at the first report (when the
+    number of photos to read is known); nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, p: ScanProgress) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.total, unit="photo", dynamic_ncols=True, disable=p.total == 0)
+        self.bar.set_postfix(faces=p.faces, failed=p.failed, refresh=False)
+        self.bar.update(p.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_unreadable(errors: Sequence[tuple[str, str]], most: int = 10) -> None:
+    print(f"{len(errors)} file(s) could not be read:")
+    for path, reason in errors[:most]:
+        print(f"  {path}: {reason}")
+    if len(errors) > most:
+        print("  ... (organizer stats --failed lists them all)")
+
+
+@command("stats", "photos, faces, people and failures in the library", DB,
+         arg("--failed", action="store_true", help="list every photo that could not be read, with the reason"))
 def cmd_stats(args: argparse.Namespace) -> int:
     from .scanner import failed_photos, library_stats
 
@@ -170,6 +233,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("upgrade", "upgrade the library's schema to this version (also done on open)", DB)
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from .db import current_revision, head_revision
 
@@ -178,6 +242,14 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("resemble", "who does CHILD look like? scores with intervals and evidence",
+         arg("child", help="the person to compare (a name)"),
+         arg("--to", nargs="+", required=True, metavar="NAME", help="the candidates (parents, grandparents, ...)"),
+         arg("--age-matched", action="store_true",
+             help="compare with the candidates' photos at the child's age (needs birth dates)"),
+         arg("--evidence", type=_non_negative_int, default=3, metavar="N",
+             help="most similar face pairs shown per candidate (default %(default)s)"),
+         DB)
 def cmd_resemble(args: argparse.Namespace) -> int:
     from .resemblance import resemble
 
@@ -192,7 +264,8 @@ def cmd_resemble(args: argparse.Namespace) -> int:
         if c.note:
             print(f"      note: {c.note}")
         for e in c.evidence:
-            ages = f"  (ages {e.child_age:g} / {e.candidate_age:g})" if e.child_age is not None and e.candidate_age is not None else ""
+            dated = e.child_age is not None and e.candidate_age is not None
+            ages = f"  (ages {e.child_age:g} / {e.candidate_age:g})" if dated else ""
             print(f"      face {e.child_face_id} ~ face {e.candidate_face_id}: distance {e.distance:.3f}{ages}")
     print(res.verdict)
     for note in res.notes:
@@ -202,6 +275,10 @@ def cmd_resemble(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("lookalike", "the nearest named people to each face in a photo",
+         arg("photo", help="a photo file"),
+         arg("--top", type=_positive_int, default=3, metavar="K", help="people listed per face (default %(default)s)"),
+         DB)
 def cmd_lookalike(args: argparse.Namespace) -> int:
     from .resemblance import lookalike
 
@@ -233,7 +310,7 @@ def _person(lib: Library, text: str) -> PersonSummary:
     return find_person(lib, text)
 
 
-def _face_line(f) -> str:  # type: ignore[no-untyped-def]
+def _face_line(f: FaceInfo) -> str:
     who = ""
     if f.person_name:
         who = f"  {f.person_name} ({f.assignment}{'' if f.confidence is None else f' {f.confidence:.2f}'})"
@@ -241,6 +318,8 @@ def _face_line(f) -> str:  # type: ignore[no-untyped-def]
     return f"  face {f.id:>7}  {f.photo_path}{who}{cluster}"
 
 
+@command("cluster", "group the unnamed faces into clusters (keeps all your labels)",
+         setting("eps"), setting("min_samples"), DB)
 def cmd_cluster(args: argparse.Namespace) -> int:
     from .clustering import cluster_faces
 
@@ -251,6 +330,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("people", "list named people with face and photo counts",
+         arg("--hidden", action="store_true", help="include hidden people"),
+         arg("--search", metavar="TEXT", help="only names containing TEXT"),
+         DB)
 def cmd_people(args: argparse.Namespace) -> int:
     from .browse import list_people
 
@@ -267,6 +350,8 @@ def cmd_people(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("show-person", "a person's faces (ids for remove/move/cover)",
+         arg("name", help="the person's name"), _limit(200, "faces"), DB)
 def cmd_show_person(args: argparse.Namespace) -> int:
     from .browse import person_faces
 
@@ -280,13 +365,15 @@ def cmd_show_person(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("clusters", "groups of unnamed faces, largest first", _limit(30, "groups"), _offset("groups"), DB)
 def cmd_clusters(args: argparse.Namespace) -> int:
     from .browse import count_clusters, list_clusters
 
     lib = open_library(args)
     total = count_clusters(lib)
     rows = list_clusters(lib, limit=args.limit, offset=args.offset)
-    print(f"{total} groups of unnamed faces" + (f" (showing {args.offset + 1}-{args.offset + len(rows)})" if rows else ""))
+    shown = f" (showing {args.offset + 1}-{args.offset + len(rows)})" if rows else ""
+    print(f"{total} groups of unnamed faces{shown}")
     for c in rows:
         hint = f"  maybe {c.suggested_person_name} ({c.confidence:.2f})" if c.suggested_person_name else ""
         more = " ..." if c.size > len(c.face_ids) else ""
@@ -294,6 +381,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("show-cluster", "the faces of one cluster", CLUSTER_ID, _limit(200, "faces"), DB)
 def cmd_show_cluster(args: argparse.Namespace) -> int:
     from .browse import faces_in_cluster, get_cluster
 
@@ -306,6 +394,7 @@ def cmd_show_cluster(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("unassigned", "faces that belong to nobody yet", _limit(100, "faces"), _offset("faces"), DB)
 def cmd_unassigned(args: argparse.Namespace) -> int:
     from .browse import count_unassigned, unassigned_faces
 
@@ -316,6 +405,8 @@ def cmd_unassigned(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("name", "name a cluster (an existing name adds the faces to that person)",
+         CLUSTER_ID, arg("name", help="the person's name (quote names with spaces)"), DB)
 def cmd_name(args: argparse.Namespace) -> int:
     from .browse import get_person
     from .labelling import name_cluster
@@ -327,6 +418,7 @@ def cmd_name(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("assign", "confirm faces as a person (created if new)", FACES, _to("the person"), DB)
 def cmd_assign(args: argparse.Namespace) -> int:
     from .browse import get_person
     from .labelling import assign_faces
@@ -337,6 +429,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("move", "move faces to another person (created if new)", FACES, _to("the person"), DB)
 def cmd_move(args: argparse.Namespace) -> int:
     from .browse import get_person
     from .labelling import move_faces
@@ -347,6 +440,7 @@ def cmd_move(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("rename", "rename a person", arg("old", metavar="NAME"), arg("new", metavar="NEW_NAME"), DB)
 def cmd_rename(args: argparse.Namespace) -> int:
     from .browse import get_person
     from .labelling import rename_person
@@ -358,6 +452,8 @@ def cmd_rename(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("merge", "merge person A into person B (A disappears)",
+         arg("source", metavar="A"), arg("target", metavar="B"), DB)
 def cmd_merge(args: argparse.Namespace) -> int:
     from .labelling import merge_people
 
@@ -368,6 +464,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("hide", "hide a person from the people list", NAME, DB, hidden=True)
 def cmd_hide(args: argparse.Namespace) -> int:
     from .labelling import set_hidden
 
@@ -378,6 +475,10 @@ def cmd_hide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+command("unhide", "show a hidden person again", NAME, DB, hidden=False)(cmd_hide)
+
+
+@command("cover", "choose a person's cover face", NAME, arg("face", type=_positive_int, metavar="FACE_ID"), DB)
 def cmd_cover(args: argparse.Namespace) -> int:
     from .labelling import set_cover
 
@@ -388,6 +489,7 @@ def cmd_cover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("born", "set a person's birth date (YYYY-MM-DD, or 'none')", NAME, arg("date", metavar="YYYY-MM-DD"), DB)
 def cmd_born(args: argparse.Namespace) -> int:
     from .errors import InvalidRequest
     from .labelling import parse_birth_date, set_birth_date
@@ -403,6 +505,7 @@ def cmd_born(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("remove", "take faces away from their person (remembered as 'not them')", FACES, DB)
 def cmd_remove(args: argparse.Namespace) -> int:
     from .labelling import remove_faces
 
@@ -412,6 +515,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("not-a-face", "mark detections that are not faces", FACES, DB)
 def cmd_not_face(args: argparse.Namespace) -> int:
     from .labelling import mark_not_face
 
@@ -421,6 +525,7 @@ def cmd_not_face(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("split", "put faces into a new cluster of their own", FACES, DB)
 def cmd_split(args: argparse.Namespace) -> int:
     from .labelling import split_faces
 
@@ -430,6 +535,8 @@ def cmd_split(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("undo", "undo the last N labelling operations (default 1)",
+         arg("steps", type=_positive_int, nargs="?", default=1, metavar="N"), DB)
 def cmd_undo(args: argparse.Namespace) -> int:
     from .labelling import undo
 
@@ -442,6 +549,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("history", "recent labelling operations", _limit(20, "operations"), DB)
 def cmd_history(args: argparse.Namespace) -> int:
     from .labelling import history
 
@@ -455,6 +563,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("suggest", "who the unnamed faces might be, most confident first", _limit(20, "suggestions"), DB)
 def cmd_suggest(args: argparse.Namespace) -> int:
     from .suggestions import all_suggestions
 
@@ -471,6 +580,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("accept", "accept a suggestion: the faces are NAME", FACES, _to("the suggested person"), DB)
 def cmd_accept(args: argparse.Namespace) -> int:
     from .suggestions import accept_suggestion
 
@@ -481,6 +591,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("reject", "reject a suggestion: the faces are not NAME", FACES, _to("the suggested person"), DB)
 def cmd_reject(args: argparse.Namespace) -> int:
     from .suggestions import reject_suggestion
 
@@ -491,6 +602,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("review", "answer suggestions one by one (y/n/s/q)", DB)
 def cmd_review(args: argparse.Namespace) -> int:
     from .browse import get_faces
     from .suggestions import accept_suggestion, next_suggestion, reject_suggestion
@@ -526,6 +638,27 @@ def cmd_review(args: argparse.Namespace) -> int:
             skipped.update(item.face_ids)
 
 
+@command("slideshow", "export the photos of one person (or several) in date order: html, mp4 or folder",
+         arg("name", help="the person (\"Grandma\")"),
+         DB,
+         arg("--with", dest="with_", action="append", default=[], metavar="NAME",
+             help="another person; photos where they are all together (add --any for photos of either)"),
+         arg("--any", action="store_true", help="photos of any of the people, not only of all of them together"),
+         arg("--from", dest="date_from", metavar="DATE", help="first date: YYYY, YYYY-MM or YYYY-MM-DD"),
+         arg("--to", dest="date_to", metavar="DATE", help="last date, inclusive (--to 2000 = to 31 Dec 2000)"),
+         arg("--min-face", type=_non_negative_int, default=0, metavar="PX",
+             help="skip photos where the person's face is smaller than PX pixels"),
+         arg("--include-auto", action="store_true",
+             help="also use faces the organizer recognised with high confidence (default: faces you confirmed)"),
+         arg("--format", required=True, choices=["html", "mp4", "folder"],
+             help="html: a folder that plays in a browser; mp4: a video; folder: copies of the originals"),
+         arg("-o", "--output", required=True, metavar="OUT", help="the folder (html, folder) or .mp4 file to write"),
+         arg("--size", metavar="WxH", help="output size (default 1280x720 for mp4, 1920x1080 for html)"),
+         arg("--seconds", type=_positive_float, default=4.0, metavar="S",
+             help="seconds per photo (default %(default)g)"),
+         arg("--link", action="store_true", help="folder format: hard-link the originals instead of copying"),
+         arg("--force", action="store_true", help="replace OUT if it exists"),
+         QUIET)
 def cmd_slideshow(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -557,14 +690,29 @@ def cmd_slideshow(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("dashboard", "label your library in the browser (Dash app)",
+         DB,
+         arg("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this computer only)"),
+         arg("--port", type=_positive_int, default=8050, help="port (default %(default)s)"),
+         arg("--password", nargs="?", const="", default=None, metavar="PASSWORD",
+             help="ask browsers for this password (HTTP basic auth); without a value it is "
+                  "asked for; default: $ORGANIZER_PASSWORD, else none"))
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboard.app import serve
+
+    password = _dashboard_password(args.password)
+    serve(open_library(args), host=args.host, port=args.port, password=password)
+    return EXIT_OK
+
+
+def _dashboard_password(given: str | None) -> str | None:
+    """--password's value; asked for when the flag has none (so it stays out of the shell
+    history); without the flag, $ORGANIZER_PASSWORD or None (no password)."""
     import getpass
     import os
 
-    from dashboard.app import serve
-
-    password, source = args.password, "--password"
-    if password == "":  # --password without a value: ask, so it stays out of the shell history
+    password, source = given, "--password"
+    if password == "":
         try:
             password = getpass.getpass("dashboard password: ")
         except EOFError:
@@ -577,10 +725,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         undo = "unset ORGANIZER_PASSWORD" if source == "ORGANIZER_PASSWORD" else "leave out --password"
         raise UsageError(f"organizer dashboard: the password from {source} is empty; "
                          f"give a real one, or {undo} to run without a password")
-    serve(open_library(args), host=args.host, port=args.port, password=password)
-    return EXIT_OK
+    return password
 
 
+@command("forget", "delete a person's faces, embeddings and thumbnails for good (photos stay)",
+         arg("name", nargs="?", metavar="NAME", help="the person to forget"),
+         arg("--all-faces", action="store_true", help="forget every face in the library (people's names stay)"),
+         arg("--yes", action="store_true", help="do not ask for confirmation (--all-faces)"),
+         DB)
 def cmd_forget(args: argparse.Namespace) -> int:
     from .privacy import forget_all_faces, forget_person
 
@@ -605,209 +757,17 @@ def cmd_forget(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------------------
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
-    _add_setting(p, "db_url")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="organizer", description="Find every face in a photo folder and name the people in it.")
-    parser.add_argument("--version", action="version", version="organizer 0.1.0")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    p = sub.add_parser("scan", help="find and embed every face in a photo folder (incremental)")
-    p.add_argument("photo_dir", help="the folder of photos to scan (sub-folders included)")
-    _add_db(p)
-    for name in ("workers", "model", "upsample", "max_size"):
-        _add_setting(p, name)
-    p.add_argument("--new-root", action="store_true", help="the library's photos moved to PHOTO_DIR: re-point it")
-    p.add_argument("--no-cluster", action="store_true",
-                   help="do not group new faces after the scan (run `organizer cluster` later)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_scan)
-
-    p = sub.add_parser("stats", help="photos, faces, people and failures in the library")
-    _add_db(p)
-    p.add_argument("--failed", action="store_true", help="list every photo that could not be read, with the reason")
-    p.set_defaults(func=cmd_stats)
-
-    p = sub.add_parser("upgrade", help="upgrade the library's schema to this version (also done on open)")
-    _add_db(p)
-    p.set_defaults(func=cmd_upgrade)
-
-    p = sub.add_parser("resemble", help="who does CHILD look like? scores with intervals and evidence")
-    p.add_argument("child", help="the person to compare (a name)")
-    p.add_argument("--to", nargs="+", required=True, metavar="NAME", help="the candidates (parents, grandparents, ...)")
-    p.add_argument("--age-matched", action="store_true",
-                   help="compare with the candidates' photos at the child's age (needs birth dates)")
-    p.add_argument("--evidence", type=_non_negative_int, default=3, metavar="N",
-                   help="most similar face pairs shown per candidate (default 3)")
-    _add_db(p)
-    p.set_defaults(func=cmd_resemble)
-
-    p = sub.add_parser("lookalike", help="the nearest named people to each face in a photo")
-    p.add_argument("photo", help="a photo file")
-    p.add_argument("--top", type=_positive_int, default=3, metavar="K", help="people listed per face (default 3)")
-    _add_db(p)
-    p.set_defaults(func=cmd_lookalike)
-
-    # --- people (issue 3) ---
-    p = sub.add_parser("cluster", help="group the unnamed faces into clusters (keeps all your labels)")
-    _add_setting(p, "eps")
-    _add_setting(p, "min_samples")
-    _add_db(p)
-    p.set_defaults(func=cmd_cluster)
-
-    p = sub.add_parser("people", help="list named people with face and photo counts")
-    p.add_argument("--hidden", action="store_true", help="include hidden people")
-    p.add_argument("--search", metavar="TEXT", help="only names containing TEXT")
-    _add_db(p)
-    p.set_defaults(func=cmd_people)
-
-    p = sub.add_parser("show-person", help="a person's faces (ids for remove/move/cover)")
-    p.add_argument("name", help="the person's name")
-    p.add_argument("--limit", type=_positive_int, default=200, help="faces shown (default 200)")
-    _add_db(p)
-    p.set_defaults(func=cmd_show_person)
-
-    p = sub.add_parser("clusters", help="groups of unnamed faces, largest first")
-    p.add_argument("--limit", type=_positive_int, default=30, help="groups shown (default 30)")
-    p.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many groups")
-    _add_db(p)
-    p.set_defaults(func=cmd_clusters)
-
-    p = sub.add_parser("show-cluster", help="the faces of one cluster")
-    p.add_argument("cluster", type=_positive_int, metavar="CLUSTER_ID")
-    p.add_argument("--limit", type=_positive_int, default=200, help="faces shown (default 200)")
-    _add_db(p)
-    p.set_defaults(func=cmd_show_cluster)
-
-    p = sub.add_parser("unassigned", help="faces that belong to nobody yet")
-    p.add_argument("--limit", type=_positive_int, default=100, help="faces shown (default 100)")
-    p.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many faces")
-    _add_db(p)
-    p.set_defaults(func=cmd_unassigned)
-
-    p = sub.add_parser("name", help="name a cluster (an existing name adds the faces to that person)")
-    p.add_argument("cluster", type=_positive_int, metavar="CLUSTER_ID")
-    p.add_argument("name", help="the person's name (quote names with spaces)")
-    _add_db(p)
-    p.set_defaults(func=cmd_name)
-
-    for cmd, func, text in (("assign", cmd_assign, "confirm faces as a person (created if new)"),
-                            ("move", cmd_move, "move faces to another person (created if new)")):
-        p = sub.add_parser(cmd, help=text)
-        p.add_argument("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
-        p.add_argument("--to", required=True, metavar="NAME", help="the person")
-        _add_db(p)
-        p.set_defaults(func=func)
-
-    p = sub.add_parser("rename", help="rename a person")
-    p.add_argument("old", metavar="NAME")
-    p.add_argument("new", metavar="NEW_NAME")
-    _add_db(p)
-    p.set_defaults(func=cmd_rename)
-
-    p = sub.add_parser("merge", help="merge person A into person B (A disappears)")
-    p.add_argument("source", metavar="A")
-    p.add_argument("target", metavar="B")
-    _add_db(p)
-    p.set_defaults(func=cmd_merge)
-
-    for cmd, hidden, text in (("hide", True, "hide a person from the people list"),
-                              ("unhide", False, "show a hidden person again")):
-        p = sub.add_parser(cmd, help=text)
-        p.add_argument("name", metavar="NAME")
-        _add_db(p)
-        p.set_defaults(func=cmd_hide, hidden=hidden)
-
-    p = sub.add_parser("cover", help="choose a person's cover face")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("face", type=_positive_int, metavar="FACE_ID")
-    _add_db(p)
-    p.set_defaults(func=cmd_cover)
-
-    p = sub.add_parser("born", help="set a person's birth date (YYYY-MM-DD, or 'none')")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("date", metavar="YYYY-MM-DD")
-    _add_db(p)
-    p.set_defaults(func=cmd_born)
-
-    for cmd, func, text in (("remove", cmd_remove, "take faces away from their person (remembered as 'not them')"),
-                            ("not-a-face", cmd_not_face, "mark detections that are not faces"),
-                            ("split", cmd_split, "put faces into a new cluster of their own")):
-        p = sub.add_parser(cmd, help=text)
-        p.add_argument("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
-        _add_db(p)
-        p.set_defaults(func=func)
-
-    p = sub.add_parser("undo", help="undo the last N labelling operations (default 1)")
-    p.add_argument("steps", type=_positive_int, nargs="?", default=1, metavar="N")
-    _add_db(p)
-    p.set_defaults(func=cmd_undo)
-
-    p = sub.add_parser("history", help="recent labelling operations")
-    p.add_argument("--limit", type=_positive_int, default=20, help="operations shown (default 20)")
-    _add_db(p)
-    p.set_defaults(func=cmd_history)
-
-    p = sub.add_parser("suggest", help="who the unnamed faces might be, most confident first")
-    p.add_argument("--limit", type=_positive_int, default=20, help="suggestions shown (default 20)")
-    _add_db(p)
-    p.set_defaults(func=cmd_suggest)
-
-    for cmd, func, text in (("accept", cmd_accept, "accept a suggestion: the faces are NAME"),
-                            ("reject", cmd_reject, "reject a suggestion: the faces are not NAME")):
-        p = sub.add_parser(cmd, help=text)
-        p.add_argument("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
-        p.add_argument("--to", required=True, metavar="NAME", help="the suggested person")
-        _add_db(p)
-        p.set_defaults(func=func)
-
-    p = sub.add_parser("review", help="answer suggestions one by one (y/n/s/q)")
-    _add_db(p)
-    p.set_defaults(func=cmd_review)
-
-    p = sub.add_parser("slideshow", help="export the photos of one person (or several) in date order: html, mp4 or folder")
-    p.add_argument("name", help="the person (\"Grandma\")")
-    _add_db(p)
-    p.add_argument("--with", dest="with_", action="append", default=[], metavar="NAME",
-                   help="another person; photos where they are all together (add --any for photos of either)")
-    p.add_argument("--any", action="store_true", help="photos of any of the people, not only of all of them together")
-    p.add_argument("--from", dest="date_from", metavar="DATE", help="first date: YYYY, YYYY-MM or YYYY-MM-DD")
-    p.add_argument("--to", dest="date_to", metavar="DATE", help="last date, inclusive (--to 2000 = to 31 Dec 2000)")
-    p.add_argument("--min-face", type=_non_negative_int, default=0, metavar="PX",
-                   help="skip photos where the person's face is smaller than PX pixels")
-    p.add_argument("--include-auto", action="store_true",
-                   help="also use faces the organizer recognised with high confidence (default: faces you confirmed)")
-    p.add_argument("--format", required=True, choices=["html", "mp4", "folder"],
-                   help="html: a folder that plays in a browser; mp4: a video; folder: copies of the originals")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the folder (html, folder) or .mp4 file to write")
-    p.add_argument("--size", metavar="WxH", help="output size (default 1280x720 for mp4, 1920x1080 for html)")
-    p.add_argument("--seconds", type=_positive_float, default=4.0, metavar="S", help="seconds per photo (default 4)")
-    p.add_argument("--link", action="store_true", help="folder format: hard-link the originals instead of copying")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_slideshow)
-
-    p = sub.add_parser("dashboard", help="label your library in the browser (Dash app)")
-    _add_db(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this computer only)")
-    p.add_argument("--port", type=_positive_int, default=8050, help="port (default 8050)")
-    p.add_argument("--password", nargs="?", const="", default=None, metavar="PASSWORD",
-                   help="ask browsers for this password (HTTP basic auth); without a value it is "
-                        "asked for; default: $ORGANIZER_PASSWORD, else none")
-    p.set_defaults(func=cmd_dashboard)
-
-    # --- privacy (issue 7) ---
-    p = sub.add_parser("forget", help="delete a person's faces, embeddings and thumbnails for good (photos stay)")
-    p.add_argument("name", nargs="?", metavar="NAME", help="the person to forget")
-    p.add_argument("--all-faces", action="store_true", help="forget every face in the library (people's names stay)")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (--all-faces)")
-    _add_db(p)
-    p.set_defaults(func=cmd_forget)
-
-    # (more command groups are added above this line)
+    for c in COMMANDS:
+        p = sub.add_parser(c.name, help=c.help)
+        for add in c.arguments:
+            add(p)
+        p.set_defaults(func=c.handler, **c.defaults)
     return parser
 
 

@@ -6,6 +6,8 @@ covered without touching this file."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -178,3 +180,65 @@ def test_through_a_real_process_too(tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, "-m", "organizer.cli", *argv], cwd=REPO, capture_output=True,
                               text=True, timeout=120)
         assert done.returncode != 0 and _one_line(done.stderr), (argv, done.stderr)
+
+
+def test_version_is_the_package_version(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import organizer
+
+    monkeypatch.setattr(organizer, "__version__", "9.8.7")
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == "organizer 9.8.7\n"
+
+
+def test_every_command_is_declared_once_and_reaches_its_handler() -> None:
+    """The parser is made from the declarations: same names, same order, each command's
+    parser calls the handler declared with it."""
+    names = [c.name for c in cli.COMMANDS]
+    assert len(names) == len(set(names)) and list(commands()) == names
+    for c in cli.COMMANDS:
+        assert commands()[c.name].get_default("func") is c.handler, c.name
+    # one handler, two commands: hide/unhide differ only by the value they pass it
+    assert commands()["hide"].get_default("hidden") is True and commands()["unhide"].get_default("hidden") is False
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_help_states_the_default_the_argument_really_has() -> None:
+    """A default written in a help text by hand drifts from the argument's own; every
+    help that names a default names the real one (settings: their declared default)."""
+    from organizer import config
+    from organizer.config import Settings
+
+    settings = {f.name for f in dataclasses.fields(Settings)}
+    checked = 0
+    for name, p in commands().items():
+        formatter = p._get_formatter()
+        for a in _arguments(p):
+            text = formatter._expand_help(a) if a.help else ""
+            if "default" not in text or a.dest in ("include_auto", "size", "password"):
+                continue  # those describe a behaviour ("faces you confirmed"), not a value
+            if a.dest in settings:
+                want = rf"default: \${config.env_name(a.dest)} or {re.escape(config.default_text(a.dest))}\)"
+            else:
+                want = rf"default {re.escape(_shown(a.default))}\b"
+            assert re.search(want, text), (name, a.dest, text)
+            checked += 1
+    assert checked >= 15
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["history", "--limit", "1_0"], "'1_0' is not a whole number"),
+    (["slideshow", "A", "--format", "html", "-o", "out", "--seconds", "inf"], "'inf' is not a finite number"),
+    (["slideshow", "A", "--format", "html", "-o", "out", "--seconds", "0"], "'0' must be greater than 0"),
+    (["clusters", "--offset", "-1"], "'-1' must be 0 or more"),
+])
+def test_counts_and_durations_are_checked_like_settings(argv: list[str], words: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """--limit, --seconds ... go through the settings' number parser: what ORGANIZER_* and
+    the settings' flags refuse (1_0, inf), these refuse too, in one line, exit 2."""
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and words in err, err
