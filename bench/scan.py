@@ -4,12 +4,15 @@
 (a) naive: face_recognition.load_image_file -> face_locations -> face_encodings, at full
     resolution, one process (what most scripts built on face_recognition do);
 (b) ours: organizer's scanner with its defaults (draft decode to 1600 px, EXIF transpose,
-    one worker per core, batched SQLite commits).
+    one worker per core, dlib's embedding network on onnxruntime, batched SQLite commits).
 
 Both run on the same files: real photos from ../shared/photos plus 4000x3000 copies of
 the group photos (real libraries are 12 MP phone photos). Prints photos/s and faces for
-each, how many of the naive faces ours also found, and the speed ratio b/a. Then it
-times a rescan of an unchanged library (photos/s) on --rescan-photos LFW photos.
+each, how many of the naive faces ours also found, and the speed ratio b/a; the
+embedding step alone (face_recognition.face_encodings against organizer.faces on the same
+full-size images and boxes, interleaved in this process); and the peak memory of each of
+ours's workers. Then it times a rescan of an unchanged library (photos/s) on
+--rescan-photos LFW photos.
 
     python bench/scan.py                      # defaults: about 3-5 minutes on 2 cores
     python bench/scan.py --large 4 --rescan-photos 300   # quicker
@@ -21,6 +24,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -53,17 +57,97 @@ def build_set(photos: Path, dst: Path, large: int, regular: int) -> list[Path]:
     return sorted(p for p in dst.iterdir() if p.is_file())
 
 
-def naive(files: list[Path]) -> tuple[float, dict[str, list[tuple[int, int, int, int]]]]:
+class Embedding:
+    """Seconds spent embedding, naive vs ours, on the same images and boxes."""
+
+    def __init__(self) -> None:
+        self.naive = self.ours = 0.0
+        self.faces = 0
+        #: CPU seconds of the naive pipeline's own steps
+        self.naive_cpu = 0.0
+
+
+def naive(files: list[Path], embedding: Embedding) -> tuple[float, dict[str, list[tuple[int, int, int, int]]]]:
+    """The naive pipeline's time (its own steps only) and boxes. After each photo, ours's
+    embedding step runs on the same image and boxes, timed apart (not in the total)."""
     import face_recognition
 
+    from organizer import faces
+
+    faces.warm_up()
     found: dict[str, list[tuple[int, int, int, int]]] = {}
-    start = time.perf_counter()
+    total = 0.0
     for f in files:
+        start, cpu = time.perf_counter(), time.process_time()
         img = face_recognition.load_image_file(str(f))
         boxes = face_recognition.face_locations(img)
+        t_embed = time.perf_counter()
         face_recognition.face_encodings(img, boxes)
+        end = time.perf_counter()
+        embedding.naive_cpu += time.process_time() - cpu
+        total += end - start
+        embedding.naive += end - t_embed
         found[f.name] = boxes
-    return time.perf_counter() - start, found
+        start = time.perf_counter()
+        faces._embeddings(img, boxes, 1)
+        embedding.ours += time.perf_counter() - start
+        embedding.faces += len(boxes)
+    return total, found
+
+
+class WorkerMemory:
+    """Peak resident memory of each worker process of a scan (polled), in MB, and the CPU
+    seconds of the workers and of this process (on a shared machine wall time drifts with
+    the neighbours' load; CPU seconds much less)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.peak: dict[int, float] = {}
+        self.unique: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
+        self.own_cpu = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.25):
+            for p in self.me.children(recursive=True):
+                try:
+                    command = " ".join(p.cmdline())
+                    if "resource_tracker" in command or (p.ppid() == self.me.pid and "forkserver" in command):
+                        continue  # not workers (the fork server holds the preloaded models the workers share)
+                    info = p.memory_full_info()
+                    times = p.cpu_times()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                self.cpu[p.pid] = times.user + times.system
+                self.peak[p.pid] = max(self.peak.get(p.pid, 0.0), info.rss / 2**20)
+                self.unique[p.pid] = max(self.unique.get(p.pid, 0.0), info.uss / 2**20)
+
+    def __enter__(self) -> WorkerMemory:
+        self._cpu_start = time.process_time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.own_cpu = time.process_time() - self._cpu_start
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values()) + self.own_cpu
+
+    def line(self) -> str:
+        if not self.peak:
+            return "no worker processes seen"
+        rss = ", ".join(f"{v:.0f}" for v in self.peak.values())
+        uss = ", ".join(f"{v:.0f}" for v in self.unique.values())
+        return f"peak resident MB per worker: {rss} (of which not shared with the fork server: {uss})"
 
 
 def ours(root: Path, db: Path, **overrides: object) -> tuple[float, object, Library]:
@@ -124,15 +208,25 @@ def main() -> int:
         n = len(files)
         print(f"set: {n} photos ({args.large} of 4000 px, {n - args.large} regular)")
 
-        t_naive, naive_found = naive(files)
-        t_ours, report, lib = ours(tmpd / "set", tmpd / "ours.db", workers=args.workers)
+        emb = Embedding()
+        t_naive, naive_found = naive(files, emb)
+        with WorkerMemory() as memory:
+            t_ours, report, lib = ours(tmpd / "set", tmpd / "ours.db", workers=args.workers)
         ours_found = our_boxes(lib)
         naive_faces = sum(len(v) for v in naive_found.values())
-        print(f"(a) naive face_recognition: {n / t_naive:6.2f} photos/s  {naive_faces} faces  ({t_naive:.1f} s)")
-        print(f"(b) organizer scan:         {n / t_ours:6.2f} photos/s  {report.faces_added} faces  ({t_ours:.1f} s)")
+        print(f"(a) naive face_recognition: {n / t_naive:6.2f} photos/s  {naive_faces / t_naive:6.2f} faces/s  "
+              f"{naive_faces} faces  ({t_naive:.1f} s)")
+        print(f"(b) organizer scan:         {n / t_ours:6.2f} photos/s  {report.faces_added / t_ours:6.2f} faces/s  "
+              f"{report.faces_added} faces  ({t_ours:.1f} s)")
         print(f"    faces of (a) also found by (b): {matched(naive_found, ours_found)}/{naive_faces}; "
               f"faces of (b) also found by (a): {matched(ours_found, naive_found)}/{report.faces_added}")
-        print(f"speed ratio b/a: {t_naive / t_ours:.2f}x")
+        print(f"speed ratio b/a: {t_naive / t_ours:.2f}x (wall time); CPU seconds: (a) {emb.naive_cpu:.1f}, "
+              f"(b) {memory.cpu_seconds:.1f} (workers and this process): {emb.naive_cpu / memory.cpu_seconds:.2f}x less work")
+        if emb.faces:
+            print(f"embedding alone, same images and boxes, one process: face_recognition "
+                  f"{emb.naive / emb.faces * 1000:.0f} ms a face, ours {emb.ours / emb.faces * 1000:.0f} ms a face: "
+                  f"{emb.naive / emb.ours:.1f}x")
+        print(f"    {memory.line()}")
         t_re, re_report, _ = ours(tmpd / "set", tmpd / "ours.db", workers=args.workers)
         print(f"unchanged rescan of this set: {n / t_re:.0f} photos/s ({re_report.unchanged} unchanged)")
 
