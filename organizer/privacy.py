@@ -36,7 +36,6 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
-from .browse import person_by_name
 from .db import Library, sqlite_file
 from .errors import LibraryError, PersonNotFound
 from .labelling import refresh_cluster_sizes
@@ -50,6 +49,7 @@ from .models import (
     Person,
     Photo,
 )
+from .queries import normalise_name, person_by_name
 from .slideshow import ExportRecord, remove_export, take_export_records
 
 
@@ -137,7 +137,7 @@ def forget_person(lib: Library, name: str) -> ForgetReport:
     with lib.session() as s:
         person = person_by_name(s, name)
         if person is None:
-            raise PersonNotFound(f"there is no person named {' '.join((name or '').split())!r}")
+            raise PersonNotFound(f"there is no person named {normalise_name(name)!r}")
         pid, pname = person.id, person.name
         report = ForgetReport(person=pname)
         face_ids = list(s.scalars(select(Face.id).where(Face.person_id == pid)))
