@@ -12,6 +12,12 @@ libraries made before it may already hold such faces).
 Faces the user labels become ``assignment = confirmed``; a face taken away from a person
 (remove, move) is remembered as "not this person" in ``face_rejections`` so it is never
 suggested to them again.
+
+Two faces of one photo are never one person: every operation that would give a person a
+second face in a photo (name, assign, move, accept, merge) is refused with
+:class:`SamePhotoConflict` unless called with ``force=True`` (the CLI offers ``--force``,
+the dashboard asks first). Operations that confirm a set of faces take ``left_out``: the
+faces the user unticked, remembered as "not this person" in the same operation.
 """
 from __future__ import annotations
 
@@ -26,12 +32,27 @@ from sqlalchemy.orm import Session
 from .db import Library
 from .errors import ClusterNotFound, FaceNotFound, InvalidRequest
 from .ids import as_id, is_id
-from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Operation, Person, utcnow
+from .models import Assignment, Cluster, ClusterRun, Face, FaceRejection, LibraryMeta, Operation, Person, Photo, utcnow
 from .queries import clean_name, faces_text, live, people_named, person_by_name, require_person, unowned
 
 MAX_FACES_PER_OP = 100_000
 #: assignments that make a face its person's (the rest only suggest)
 _OWNED = (Assignment.confirmed, Assignment.auto)
+
+
+#: same-photo conflicts named in one message (the rest are counted)
+_CONFLICTS_SHOWN = 3
+#: key prefix of a "these two people are different" answer in ``library_meta``
+KEPT_APART = "kept_apart:"
+
+
+class SamePhotoConflict(InvalidRequest):
+    """The operation would give one person two faces of one photo; ``force=True`` does it
+    anyway. ``photos`` lists (photo id, photo path, face ids) of each such photo."""
+
+    def __init__(self, message: str, photos: list[tuple[int, str, list[int]]]) -> None:
+        super().__init__(message)
+        self.photos = photos
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,8 @@ class Recorder:
         self.rejections_removed: list[list[int]] = []
         self.clusters_created: list[int] = []
         self.clusters_touched: set[int] = set()
+        #: library_meta rows changed: key -> value before (None: there was no row)
+        self.meta: dict[str, str | None] = {}
 
     def face(self, f: Face) -> Face:
         if f.id not in self.faces:
@@ -130,6 +153,19 @@ class Recorder:
             self.s.delete(row)
             self.rejections_removed.append([face_id, person_id])
 
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Write (or with None delete) a ``library_meta`` row, recorded for undo."""
+        row = self.s.get(LibraryMeta, key)
+        if key not in self.meta:
+            self.meta[key] = row.value if row is not None else None
+        if value is None:
+            if row is not None:
+                self.s.delete(row)
+        elif row is None:
+            self.s.add(LibraryMeta(key=key, value=value))
+        else:
+            row.value = value
+
     def new_cluster(self) -> Cluster:
         c = Cluster(run_id=None, size=0)
         self.s.add(c)
@@ -150,6 +186,7 @@ class Recorder:
             "rejections_added": self.rejections_added,
             "rejections_removed": self.rejections_removed,
             "clusters_created": self.clusters_created,
+            "meta": self.meta,
         }))
 
 
@@ -231,16 +268,93 @@ def _drop_stale_covers(rec: Recorder, faces: list[Face]) -> None:
     ids = [f.id for f in faces]
     for p in rec.s.scalars(select(Person).where(Person.cover_face_id.in_(ids))):
         f = rec.s.get(Face, p.cover_face_id)
-        if f is None or f.person_id != p.id or not f.is_face or f.assignment not in (Assignment.confirmed, Assignment.auto):
+        if f is None or f.person_id != p.id or not f.is_face or f.assignment not in _OWNED:
             rec.person(p).cover_face_id = None
+
+
+# --- two faces of one photo are never one person ----------------------------------------------
+
+def same_photo_conflicts(s: Session, faces: Sequence[Face], person_id: int | None) -> list[tuple[int, str, list[int]]]:
+    """The photos where confirming ``faces`` as ``person_id`` would give that person two
+    faces: (photo id, path, the face ids there, theirs already first), photo order. Two of
+    the given faces in one photo always count; with a person (None: a new one) so does a face
+    of the photo the person already has (confirmed or auto)."""
+    by_photo: dict[int, list[int]] = {}
+    for f in faces:
+        by_photo.setdefault(f.photo_id, []).append(f.id)
+    given = {f.id for f in faces}
+    theirs: dict[int, list[int]] = {}
+    if person_id is not None:
+        photos = sorted(by_photo)
+        for a in range(0, len(photos), 500):
+            for fid, photo in s.execute(select(Face.id, Face.photo_id).where(
+                    Face.photo_id.in_(photos[a:a + 500]), Face.person_id == person_id,
+                    Face.assignment.in_(_OWNED), live()).order_by(Face.id)):
+                if fid not in given:
+                    theirs.setdefault(photo, []).append(fid)
+    out = []
+    for photo in sorted(by_photo):
+        ids = theirs.get(photo, []) + sorted(by_photo[photo])
+        if len(ids) > 1:
+            out.append((photo, s.scalar(select(Photo.path).where(Photo.id == photo)) or str(photo), ids))
+    return out
+
+
+def conflict_text(name: str, conflicts: list[tuple[int, str, list[int]]]) -> str:
+    """One line naming the photos where ``name`` would have two faces."""
+    shown = "; ".join(f"{path} (faces {', '.join(map(str, ids))})" for _p, path, ids in conflicts[:_CONFLICTS_SHOWN])
+    more = f" and {len(conflicts) - _CONFLICTS_SHOWN} more photos" if len(conflicts) > _CONFLICTS_SHOWN else ""
+    which = "one photo" if len(conflicts) == 1 else f"{len(conflicts)} photos"
+    return (f"{name} would have two faces in {which}: {shown}{more}; two faces of one photo are "
+            "never one person (force to do it anyway)")
+
+
+def check_same_photo(s: Session, faces: Sequence[Face], person: Person | None, name: str, force: bool) -> None:
+    """SamePhotoConflict unless ``force``: see :func:`same_photo_conflicts`."""
+    if force:
+        return
+    conflicts = same_photo_conflicts(s, faces, person.id if person is not None else None)
+    if conflicts:
+        raise SamePhotoConflict(conflict_text(name, conflicts), conflicts)
+
+
+def _leave_out(rec: Recorder, faces: list[Face], person: Person) -> None:
+    """The user unticked these faces when confirming others as ``person``: remember "not
+    this person"; a machine assignment or suggestion of that person is dropped, and the face
+    leaves its group (it waits among the unassigned faces, see :mod:`organizer.stacks`)."""
+    mine = [f.id for f in faces if f.person_id == person.id and f.assignment == Assignment.confirmed]
+    if mine:
+        raise InvalidRequest(f"face {', '.join(map(str, mine[:10]))} is confirmed as {person.name}; "
+                             "remove it instead")
+    for f in faces:
+        rec.face(f)
+        rec.reject(f.id, person.id)
+        if f.person_id == person.id:
+            f.person_id, f.assignment, f.confidence = None, None, None
+        f.cluster_id = None
+
+
+def _split_left_out(s: Session, face_ids: Sequence[int], left_out: Sequence[int] | Iterable[int]
+                    ) -> tuple[list[Face], list[Face]]:
+    """(faces to confirm, faces left out), both loaded; a face in both is refused."""
+    take = load_faces(s, face_ids)
+    out_ids = list(left_out or ())
+    leave = load_faces(s, out_ids) if out_ids else []
+    both = sorted({f.id for f in take} & {f.id for f in leave})
+    if both:
+        raise InvalidRequest(f"face {', '.join(map(str, both[:10]))} is both ticked and left out")
+    return take, leave
 
 
 # --- operations -----------------------------------------------------------------------------
 
-def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
-    """Name every unnamed face of a cluster (faces the user rejected for that person are
-    left in the cluster). An existing name adds the faces to that person. Returns the
-    person id."""
+def name_cluster(lib: Library, cluster_id: int, name: str, *, left_out: Sequence[int] = (),
+                 force: bool = False) -> int:
+    """Name every unnamed face of a cluster ("It's <name>"; faces the user rejected for that
+    person are left in the cluster). An existing name adds the faces to that person. Faces in
+    ``left_out`` (unticked) are remembered as "not this person" and leave the group, in the
+    same operation. SamePhotoConflict, unless ``force``, when two of the faces are in one
+    photo or the person already has a face in one of their photos. Returns the person id."""
     with lib.session() as s:
         rec = Recorder(s)
         cluster = s.get(Cluster, cluster_id) if is_id(cluster_id) else None
@@ -250,34 +364,51 @@ def name_cluster(lib: Library, cluster_id: int, name: str) -> int:
         faces = list(s.scalars(select(Face).where(Face.cluster_id == cluster_id, live(), unowned()).order_by(Face.id)))
         if not faces:
             raise InvalidRequest(f"cluster {cluster_id} has no unnamed faces left")
+        unticked = set(_face_id_list(left_out)) if left_out else set()
+        strangers = sorted(unticked - {f.id for f in faces})
+        if strangers:
+            raise InvalidRequest(f"face {', '.join(map(str, strangers[:10]))} is not an unnamed face "
+                                 f"of cluster {cluster_id}")
         person, created = _person_for_name(rec, text)
         rejected = set(s.scalars(select(FaceRejection.face_id).where(
             FaceRejection.person_id == person.id, FaceRejection.face_id.in_([f.id for f in faces]))))
-        take = [f for f in faces if f.id not in rejected]
+        take = [f for f in faces if f.id not in rejected and f.id not in unticked]
         if not take:
             raise InvalidRequest(f"you said every face of cluster {cluster_id} is not {person.name}")
+        check_same_photo(s, take, None if created else person, person.name, force)
         _confirm(rec, take, person)
+        _leave_out(rec, [f for f in faces if f.id in unticked], person)
         rec.clusters_touched.add(cluster_id)
         extra = " (new person)" if created else ""
-        rec.save("name_cluster", f"named cluster {cluster_id} as {person.name}{extra}: {faces_text(len(take))}")
+        left = f", {faces_text(len(unticked))} left out" if unticked else ""
+        rec.save("name_cluster", f"named cluster {cluster_id} as {person.name}{extra}: {faces_text(len(take))}{left}")
         return person.id
 
 
-def assign_faces(lib: Library, face_ids: Sequence[int], name: str) -> int:
-    """Confirm these faces as ``name`` (created if new). Returns the person id."""
-    return _confirm_as(lib, face_ids, name, "assign", "assigned")
+def assign_faces(lib: Library, face_ids: Sequence[int], name: str, *, left_out: Sequence[int] = (),
+                 force: bool = False) -> int:
+    """Confirm these faces as ``name`` (created if new); ``left_out`` (the unticked faces of
+    a stack, say) are remembered as "not this person" in the same operation.
+    SamePhotoConflict unless ``force`` (see :func:`same_photo_conflicts`). Returns the person id."""
+    return _confirm_as(lib, face_ids, name, "assign", "assigned", left_out=left_out, force=force)
 
 
-def _confirm_as(lib: Library, face_ids: Sequence[int], name: str, kind: str, verb: str) -> int:
+def _confirm_as(lib: Library, face_ids: Sequence[int], name: str, kind: str, verb: str, *,
+                left_out: Sequence[int] = (), force: bool = False) -> int:
     """Assign and move: one transaction that confirms the faces as ``name``, recorded as
     operation ``kind`` (what undo and the history show)."""
     with lib.session() as s:
         rec = Recorder(s)
-        faces = load_faces(s, face_ids)
-        person, created = _person_for_name(rec, name)
+        faces, leave = _split_left_out(s, face_ids, left_out)
+        text = clean_name(name)
+        existing = person_by_name(s, text)
+        check_same_photo(s, faces, existing, existing.name if existing is not None else text, force)
+        person, created = _person_for_name(rec, text)
         _confirm(rec, faces, person)
+        _leave_out(rec, leave, person)
         extra = " (new person)" if created else ""
-        rec.save(kind, f"{verb} {faces_text(len(faces))} to {person.name}{extra}")
+        left = f", {faces_text(len(leave))} left out" if leave else ""
+        rec.save(kind, f"{verb} {faces_text(len(faces))} to {person.name}{extra}{left}")
         return person.id
 
 
@@ -297,10 +428,11 @@ def rename_person(lib: Library, person_id: int, new_name: str) -> None:
         rec.save("rename", f"renamed {old} to {text}")
 
 
-def merge_people(lib: Library, source_id: int, target_id: int) -> None:
+def merge_people(lib: Library, source_id: int, target_id: int, *, force: bool = False) -> None:
     """Everything of ``source`` goes to ``target`` and ``source`` disappears: faces (keeping
     how each was assigned), "not this person" answers, and cover/birth date where the target
-    has none."""
+    has none. SamePhotoConflict, unless ``force``, when both have a face (confirmed or auto)
+    in one photo: two people seen side by side are not one person."""
     with lib.session() as s:
         rec = Recorder(s)
         source = require_person(s, source_id)
@@ -308,6 +440,15 @@ def merge_people(lib: Library, source_id: int, target_id: int) -> None:
         if source.id == target.id:
             raise InvalidRequest("cannot merge a person into themselves")
         faces = list(s.scalars(select(Face).where(Face.person_id == source.id)))
+        if not force:
+            shared = _photos_of_both(s, source.id, target.id)
+            if shared:
+                shown = "; ".join(f"{path} (faces {', '.join(map(str, ids))})"
+                                  for _p, path, ids in shared[:_CONFLICTS_SHOWN])
+                more = f" and {len(shared) - _CONFLICTS_SHOWN} more" if len(shared) > _CONFLICTS_SHOWN else ""
+                raise SamePhotoConflict(
+                    f"{source.name} and {target.name} are both in {len(shared)} photo{'s' if len(shared) > 1 else ''}: "
+                    f"{shown}{more}; two faces of one photo are never one person (force to merge anyway)", shared)
         for f in faces:
             rec.face(f).person_id = target.id
         target_faces = set(s.scalars(select(Face.id).where(Face.person_id == target.id,
@@ -327,6 +468,22 @@ def merge_people(lib: Library, source_id: int, target_id: int) -> None:
         s.flush()
         rec.delete_person(source)
         rec.save("merge", f"merged {source.name} into {target.name}: {faces_text(len(faces))}")
+
+
+def _photos_of_both(s: Session, a: int, b: int) -> list[tuple[int, str, list[int]]]:
+    """Photos where people ``a`` and ``b`` both have a face (confirmed or auto): (photo id,
+    path, those faces)."""
+    rows = list(s.execute(select(Face.photo_id, Face.id, Face.person_id).where(
+        Face.person_id.in_([a, b]), Face.assignment.in_(_OWNED), live()).order_by(Face.photo_id, Face.id)))
+    per: dict[int, list[tuple[int, int | None]]] = {}
+    for photo, fid, pid in rows:
+        per.setdefault(photo, []).append((fid, pid))
+    out = []
+    for photo, got in per.items():
+        if {pid for _f, pid in got} == {a, b}:
+            path = s.scalar(select(Photo.path).where(Photo.id == photo)) or str(photo)
+            out.append((photo, path, [f for f, _p in got]))
+    return out
 
 
 def set_hidden(lib: Library, person_id: int, hidden: bool) -> None:
@@ -403,10 +560,11 @@ def remove_faces(lib: Library, face_ids: Sequence[int]) -> None:
         rec.save("remove", f"removed {faces_text(len(faces))} from {', '.join(sorted(names))}")
 
 
-def move_faces(lib: Library, face_ids: Sequence[int], name: str) -> int:
+def move_faces(lib: Library, face_ids: Sequence[int], name: str, *, force: bool = False) -> int:
     """Confirm faces as another person (created if new); the person they left is
-    remembered as "not this person" (by the shared confirm step). Returns the person id."""
-    return _confirm_as(lib, face_ids, name, "move", "moved")
+    remembered as "not this person" (by the shared confirm step). SamePhotoConflict unless
+    ``force`` (see :func:`same_photo_conflicts`). Returns the person id."""
+    return _confirm_as(lib, face_ids, name, "move", "moved", force=force)
 
 
 def mark_not_face(lib: Library, face_ids: Sequence[int]) -> None:
@@ -479,11 +637,45 @@ def _into_new_group(rec: Recorder, faces: list[Face]) -> Cluster:
     return cluster
 
 
-def accept_faces(s: Session, faces: list[Face], person: Person) -> Recorder:
-    """Shared by suggestions.accept_suggestion: confirm inside the caller's transaction."""
+def accept_faces(s: Session, faces: list[Face], person: Person, *, left_out: Sequence[Face] = (),
+                 force: bool = False) -> Recorder:
+    """Shared by the suggestions and batch questions: confirm ``faces`` and remember "not
+    this person" for ``left_out`` inside the caller's transaction (SamePhotoConflict unless
+    ``force``). The caller saves the returned recorder."""
+    both = sorted({f.id for f in faces} & {f.id for f in left_out})
+    if both:
+        raise InvalidRequest(f"face {', '.join(map(str, both[:10]))} is both ticked and left out")
+    check_same_photo(s, faces, person, person.name, force)
     rec = Recorder(s)
     _confirm(rec, faces, person)
+    _leave_out(rec, list(left_out), person)
     return rec
+
+
+def keep_apart(lib: Library, person_a: int, person_b: int) -> None:
+    """The user says two people are different ("Same person?" - "different"): never asked
+    about again (:func:`kept_apart`). Stored in ``library_meta``, undoable."""
+    with lib.session() as s:
+        a, b = require_person(s, person_a), require_person(s, person_b)
+        if a.id == b.id:
+            raise InvalidRequest("a person is never different from themselves")
+        lo, hi = sorted((a.id, b.id))
+        key = f"{KEPT_APART}{lo}:{hi}"
+        if s.get(LibraryMeta, key) is not None:
+            raise InvalidRequest(f"you already said {a.name} and {b.name} are different people")
+        rec = Recorder(s)
+        rec.set_meta(key, utcnow().isoformat())
+        rec.save("keep_apart", f"{a.name} and {b.name} are different people")
+
+
+def kept_apart(s: Session) -> set[tuple[int, int]]:
+    """Every (lower id, higher id) pair of people the user said are different."""
+    out = set()
+    for key in s.scalars(select(LibraryMeta.key).where(LibraryMeta.key.like(f"{KEPT_APART}%"))):
+        lo, _sep, hi = key[len(KEPT_APART):].partition(":")
+        if lo.isdigit() and hi.isdigit():
+            out.add((int(lo), int(hi)))
+    return out
 
 
 # --- undo -------------------------------------------------------------------------------------
@@ -594,6 +786,15 @@ def _revert(s: Session, data: dict, made_at: datetime | None = None) -> int:
             c = s.get(Cluster, cid)
             if c is not None:
                 s.delete(c)
+    for key, value in (data.get("meta") or {}).items():
+        row = s.get(LibraryMeta, key)
+        if value is None:
+            if row is not None:
+                s.delete(row)
+        elif row is None:
+            s.add(LibraryMeta(key=key, value=value))
+        else:
+            row.value = value
     s.flush()
     refresh_cluster_sizes(s, touched)
     return len(stale)
@@ -612,5 +813,6 @@ def history(lib: Library, limit: int = 20) -> list[OperationInfo]:
 __all__ = [
     "OperationInfo", "name_cluster", "assign_faces", "rename_person", "merge_people", "set_hidden",
     "set_cover", "parse_birth_date", "set_birth_date", "remove_faces", "move_faces", "mark_not_face",
-    "split_faces", "SetAside", "set_aside_faces", "undo", "history",
+    "split_faces", "SetAside", "set_aside_faces", "undo", "history", "SamePhotoConflict",
+    "same_photo_conflicts", "check_same_photo", "accept_faces", "keep_apart", "kept_apart", "KEPT_APART",
 ]

@@ -4,7 +4,10 @@ Each face is scored against each named person with :mod:`organizer.neighbours` (
 distance to the person's nearest confirmed *evidence* faces, a logistic confidence, nobody
 beyond :data:`~organizer.neighbours.SUGGEST_MAX_DISTANCE`); this module keeps those scores
 for the whole library and turns them into questions. A person the user rejected for a face
-("not this person") is never suggested for it again.
+("not this person") is never suggested for it again, and nor is a person who already has a face in that photo (two faces of one
+photo are never one person) or who was born after the photo was taken (its EXIF date,
+else the file's date: a file's date is never before the photo was really taken, so that
+rule cannot wrongly exclude anybody).
 
 Cost: every unassigned face keeps its :data:`TOP_K` nearest evidence faces. That table is
 built once per library and kept (see :class:`SuggestionIndex`), and so are the work items
@@ -18,8 +21,9 @@ from __future__ import annotations
 import threading
 import weakref
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 
 import numpy as np
 from sqlalchemy import func, or_, select
@@ -28,7 +32,7 @@ from sqlalchemy.orm import Session
 from .db import Library
 from .errors import InvalidRequest
 from .labelling import Recorder, accept_faces, load_faces
-from .models import Assignment, ClusterRun, Face, FaceRejection, Operation, Person, embedding_matrix
+from .models import Assignment, ClusterRun, Face, FaceRejection, Operation, Person, Photo, embedding_matrix
 from .neighbours import (
     SUGGEST_MAX_DISTANCE,
     TOP_K,
@@ -115,6 +119,12 @@ class SuggestionIndex:
         self.cache: dict[int, dict[int, float]] = {}
         self.rejected: dict[int, set[int]] = {}
         self.names: dict[int, str] = {}
+        #: face -> its photo, photo -> its faces, photo -> the day it was taken
+        self.photo_of: dict[int, int] = {}
+        self.photo_faces: dict[int, list[int]] = {}
+        self.photo_day: dict[int, date] = {}
+        #: person -> birth date (only people who have one)
+        self.births: dict[int, date] = {}
         #: work items: query faces per group, each group's item, and the items in order
         self.group_of: dict[int, GroupKey] = {}
         self.members: dict[GroupKey, set[int]] = {}
@@ -135,6 +145,11 @@ class SuggestionIndex:
         last_op = s.scalar(select(func.max(Operation.id))) or 0
         undone_n = s.scalar(select(func.count(Operation.id)).where(Operation.undone.is_(True))) or 0
         self._set_names(dict(s.execute(select(Person.id, Person.name)).all()))
+        births = {pid: b for pid, b in s.execute(select(Person.id, Person.birth_date)) if b is not None}
+        if births != self.births:
+            self.births = births
+            self.cache.clear()
+            self.dirty |= set(self.members)
         rebuild = stamp != self.stamp or last_op < self.last_op
         newly_undone: set[int] = set()
         undone = self.undone_ops
@@ -183,14 +198,21 @@ class SuggestionIndex:
         # every face's embedding, "not a face" ones included: an undo can bring them back
         ids, rows, quality = [], [], []
         state: dict[int, FaceState] = {}
-        for fid, raw, pid, a, cid, q, is_face in s.execute(
+        photo_of: dict[int, int] = {}
+        photo_faces: dict[int, list[int]] = {}
+        for fid, raw, pid, a, cid, q, is_face, photo in s.execute(
                 select(Face.id, Face.embedding, Face.person_id, Face.assignment, Face.cluster_id, Face.quality,
-                       Face.is_face).order_by(Face.id)):
+                       Face.is_face, Face.photo_id).order_by(Face.id)):
             ids.append(fid)
             rows.append(raw)
             quality.append(q or 0.0)
+            photo_of[fid] = photo
+            photo_faces.setdefault(photo, []).append(fid)
             if is_face:
                 state[fid] = FaceState(pid, a, cid)
+        self.photo_of, self.photo_faces = photo_of, photo_faces
+        self.photo_day = {pid: taken.date() for pid, taken in s.execute(select(Photo.id, Photo.taken_at))
+                          if taken is not None}
         self.at = {f: n for n, f in enumerate(ids)}
         self.mat = embedding_matrix(rows)
         self.quality = np.asarray(quality, dtype=np.float64)
@@ -318,6 +340,8 @@ class SuggestionIndex:
                     self.confirmed.setdefault(after, set()).add(fid)
                     people.add(after)
             self._invalidate(fid)
+            for mate in self.photo_faces.get(self.photo_of.get(fid, -1), ()):
+                self._invalidate(mate)   # who this face is changes who its photo-mates may be
         lost: set[int] = set()
         gained: set[int] = set()
         for pid in people:
@@ -385,15 +409,30 @@ class SuggestionIndex:
 
     # --- scoring ------------------------------------------------------------------------------
 
+    def blocked(self, fid: int) -> set[int]:
+        """People face ``fid`` can never be: those who own another face of its photo, and
+        those born after the photo was taken."""
+        out = set()
+        for mate in self.photo_faces.get(self.photo_of.get(fid, -1), ()):
+            st = self.state.get(mate)
+            if mate != fid and st is not None and st.person_id is not None and not st.is_open:
+                out.add(st.person_id)
+        day = self.photo_day.get(self.photo_of.get(fid, -1))
+        if day is not None and self.births:
+            out |= {pid for pid, born in self.births.items() if born > day}
+        return out
+
     def person_distances(self, fid: int) -> dict[int, float]:
-        """Distance from face ``fid`` to each nearby person it was not rejected for."""
+        """Distance from face ``fid`` to each nearby person it was not rejected for and may
+        be (:meth:`blocked`)."""
         got = self.cache.get(fid)
         if got is not None:
             return got
         row = self.rows.get(fid)
         if row is None:
             return {}
-        got = person_distances(self.nn_d[row], self.owner_of[self.nn_ref[row]], self.rejected.get(fid, frozenset()))
+        ruled_out = self.rejected.get(fid, set()) | self.blocked(fid)
+        got = person_distances(self.nn_d[row], self.owner_of[self.nn_ref[row]], ruled_out)
         self.cache[fid] = got
         return got
 
@@ -414,7 +453,10 @@ class SuggestionIndex:
             return None
         # the person most faces are close to; ties by the median distance
         pid = min(votes, key=lambda p: (-len(votes[p]), _median(votes[p]), p))
-        members = sorted(f for f, dists in per_face.items() if dists.get(pid, 9.9) <= SUGGEST_MAX_DISTANCE)
+        members = one_per_photo(
+            [f for f, dists in per_face.items() if dists.get(pid, 9.9) <= SUGGEST_MAX_DISTANCE],
+            lambda f: per_face[f][pid], self.photo_of)
+        members.sort()
         d = _median([per_face[f][pid] for f in members])
         return SuggestionItem(face_ids=members, person_id=pid, person_name=self.names.get(pid, str(pid)),
                               confidence=confidence_for(d), distance=d,
@@ -468,6 +510,15 @@ class SuggestionIndex:
         return out
 
 
+def one_per_photo(face_ids: Iterable[int], distance: Callable[[int], float], photo_of: dict[int, int]) -> list[int]:
+    """Of several faces of one photo only the nearest (ties: lowest id) stays: two faces of
+    one photo are never offered as one person. Order: nearest first."""
+    best: dict[int, int] = {}
+    for f in sorted(face_ids, key=lambda f: (distance(f), f)):
+        best.setdefault(photo_of.get(f, -f), f)
+    return sorted(best.values(), key=lambda f: (distance(f), f))
+
+
 _INDEXES: weakref.WeakKeyDictionary[Library, SuggestionIndex] = weakref.WeakKeyDictionary()
 _INDEXES_LOCK = threading.Lock()
 
@@ -514,12 +565,13 @@ def next_suggestion(lib: Library, skip_face_ids: Iterable[int] = ()) -> Suggesti
     return items[0] if items else None
 
 
-def accept_suggestion(lib: Library, face_ids: Sequence[int], person_id: int) -> None:
-    """The user agrees: these faces are ``person_id`` (confirmed)."""
+def accept_suggestion(lib: Library, face_ids: Sequence[int], person_id: int, *, force: bool = False) -> None:
+    """The user agrees: these faces are ``person_id`` (confirmed). SamePhotoConflict unless
+    ``force`` when that would give the person two faces of one photo."""
     with lib.session() as s:
         person = require_person(s, person_id)
         faces = load_faces(s, face_ids)
-        rec = accept_faces(s, faces, person)
+        rec = accept_faces(s, faces, person, force=force)
         rec.save("accept", f"accepted {faces_text(len(faces))} as {person.name}")
 
 
@@ -545,5 +597,5 @@ def reject_suggestion(lib: Library, face_ids: Sequence[int], person_id: int) -> 
 
 __all__ = [
     "Suggestion", "SuggestionItem", "SuggestionIndex", "suggest_for_faces", "next_suggestion",
-    "all_suggestions", "accept_suggestion", "reject_suggestion", "confidence_for",
+    "all_suggestions", "accept_suggestion", "reject_suggestion", "confidence_for", "one_per_photo", "index_for",
 ]
