@@ -324,6 +324,31 @@ def anchored_figures(lib: Library, labels: np.ndarray, fraction: float, max_dist
 
 # ---------------------------------------------------------------- report
 
+def product_labels(db: str) -> tuple[np.ndarray, float]:
+    """What the product does: :func:`organizer.clustering.cluster_faces` with the default
+    settings on a temporary copy of the library; labels in :func:`load`'s row order."""
+    import tempfile
+
+    from organizer.clustering import cluster_faces
+    from organizer.config import Settings
+    from organizer.db import Library as OrganizerLibrary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "copy.db"
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as src, sqlite3.connect(copy) as dst:
+            src.backup(dst)
+        settings = Settings(db_url=f"sqlite:///{copy}")
+        org = OrganizerLibrary.open(settings.db_url)
+        t = time.perf_counter()
+        cluster_faces(org, settings=settings)
+        seconds = time.perf_counter() - t
+        org.close()
+        con = sqlite3.connect(copy)
+        rows = con.execute("select cluster_id from faces where is_face = 1 order by id").fetchall()
+        con.close()
+    return np.asarray([-1 if c is None else c for (c,) in rows], dtype=np.int64), seconds
+
+
 def identity_radii(lib: Library) -> str:
     """How far a person's own faces lie from their medoid (identities with 3+ faces)."""
     radii = []
@@ -352,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fractions", default="1.0,0.5", help="fractions of identities the simulated user names")
     ap.add_argument("--no-sweeps", action="store_true")
     ap.add_argument("--quick", action="store_true", help="baseline and chosen rule only")
+    ap.add_argument("--product", action="store_true",
+                    help="also run organizer.clustering.cluster_faces (default settings) on a copy of --db")
     args = ap.parse_args(argv)
 
     lib = load(args.db, set(args.ignore_folder), not args.no_truth)
@@ -371,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         labels = fn()
         results[name] = labels
         print(row(name, measure(lib, labels, time.perf_counter() - t)), flush=True)
+    if args.product:
+        labels, seconds = product_labels(args.db)
+        print(row("product: cluster_faces (defaults)", measure(lib, renumber(labels), seconds)), flush=True)
 
     if args.no_sweeps:
         return 0

@@ -25,24 +25,57 @@ thousands of confirmed faces do not make re-clustering slow.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import DBSCAN
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from .config import Settings
+from .constraints import (
+    OWNING,
+    KeptApart,
+    age_at,
+    birth_dates,
+    born_after,
+    load_split_records,
+    new_split_records,
+    people_in_photos,
+)
 from .db import Library
 from .errors import InvalidRequest
+from .grouping import FAR, GroupingRule, dbscan_streaming, pairwise_distances, refine_groups, renumber
 from .ids import as_id
 from .labelling import refresh_cluster_sizes
-from .models import Assignment, Cluster, ClusterRun, Face, Person
-from .neighbours import SUGGEST_MAX_DISTANCE, confidence_for, face_person_distances, load_embeddings
+from .models import (
+    Assignment,
+    Cluster,
+    ClusterRun,
+    Face,
+    FaceRejection,
+    LibraryMeta,
+    Person,
+    Photo,
+    embedding_matrix,
+    utcnow,
+)
+from .neighbours import (
+    K_PER_PERSON,
+    NEIGHBOUR_CUTOFF,
+    SUGGEST_MAX_DISTANCE,
+    TOP_K,
+    confidence_for,
+    evidence_positions,
+    nearest,
+    person_distances,
+)
 from .queries import FaceState, live, unowned
 
 if TYPE_CHECKING:
@@ -59,6 +92,21 @@ AUTO_ASSIGN_MARGIN = 0.10
 BLOCK_ELEMENTS = 16_000_000
 #: up to this many faces scikit-learn's DBSCAN runs on the sparse graph; above, the streaming one
 SKLEARN_MAX = 20_000
+#: the anchored pass (measured with bench/grouping.py on lfw-dev after naming the largest
+#: group of every identity: 0.45 / 0.10 gave 105 more faces, all right; margin 0.05: 135,
+#: 97.7% right; margin 0: 91.8% right; 0.50 / 0.10: 97.4% right): a face is auto-assigned
+#: to the nearest named person when within this distance of their confirmed faces ...
+ANCHOR_MAX_DISTANCE = 0.45
+#: ... and every other person is at least this much further
+ANCHOR_MARGIN = 0.10
+#: a person under this age at a photo's date is compared as a child there ...
+CHILD_AGE = 16
+#: ... with their confirmed faces from photos taken within this many years of it ...
+CHILD_WINDOW_YEARS = 3
+#: ... and auto-assigned only with this many times the usual margin (README: how chosen)
+CHILD_MARGIN_FACTOR = 1.5
+#: the settings' own default eps (see :func:`_rule_for`)
+_SETTINGS_DEFAULT_EPS = next(f.default for f in fields(Settings) if f.name == "eps")
 
 
 @dataclass
@@ -77,6 +125,8 @@ class ClusterReport:
     auto_assigned: int
     suggested: int
     seconds: float
+    #: of the auto-assigned faces, those the anchored pass gave before grouping
+    anchored: int = 0
 
     def summary(self) -> str:
         return (f"{self.faces} unnamed faces -> {self.clusters} clusters ({self.kept} kept their id, "
@@ -123,25 +173,6 @@ def radius_graph(mat: np.ndarray, eps: float) -> sparse.csr_matrix:
     return graph.tocsr()
 
 
-def _blocks(mat: np.ndarray, eps: float):  # type: ignore[no-untyped-def]
-    """Yield (rows, cols) index arrays of every pair i < j closer than ``eps``, one row
-    block at a time (float32 BLAS against the rows after it; nothing n x n is kept)."""
-    n = len(mat)
-    norms = np.einsum("ij,ij->i", mat, mat)
-    # |x - y|^2 <= eps^2  <=>  x.y - |y|^2/2 >= (|x|^2 - eps^2)/2 : two passes over a block
-    half = (norms / 2).astype(np.float32)
-    need = ((norms - eps * eps) / 2).astype(np.float32)
-    step = max(32, BLOCK_ELEMENTS // max(n, 1))
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        g = mat[a:b] @ mat[a:].T
-        g -= half[None, a:]
-        close = g >= need[a:b, None]
-        close[:, : b - a] &= np.triu(np.ones((b - a, b - a), dtype=bool), k=1)
-        r, c = np.nonzero(close)
-        yield (r + a).astype(np.int32), (c + a).astype(np.int32)
-
-
 def dbscan_labels(mat: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
     """DBSCAN labels (-1 = noise) of the rows of ``mat`` under Euclidean distance.
 
@@ -158,61 +189,7 @@ def dbscan_labels(mat: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
     mat = np.ascontiguousarray(mat, dtype=np.float32)
     if n <= SKLEARN_MAX:
         return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit(radius_graph(mat, eps)).labels_
-    return dbscan_streaming(mat, eps, min_samples)
-
-
-def dbscan_streaming(mat: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
-    n = len(mat)
-    if min_samples <= 2:
-        # every point with one neighbour is a core point: one pass suffices
-        degree = None
-    else:
-        degree = np.ones(n, dtype=np.int64)
-        for r, c in _blocks(mat, eps):
-            degree += np.bincount(r, minlength=n) + np.bincount(c, minlength=n)
-    core = np.ones(n, dtype=bool) if degree is None else degree >= min_samples
-    border_of = np.full(n, -1, dtype=np.int64)
-    links_r, links_c = [], []
-    has_neighbour = np.zeros(n, dtype=bool)
-    for r, c in _blocks(mat, eps):
-        if len(r) == 0:
-            continue
-        has_neighbour[r] = True
-        has_neighbour[c] = True
-        both = core[r] & core[c]
-        for a_, b_ in ((r, c), (c, r)):  # a non-core point next to a core point is a border point
-            sel = ~core[a_] & core[b_] & (border_of[a_] < 0)
-            border_of[a_[sel]] = b_[sel]
-        r, c = r[both], c[both]
-        if len(r) == 0:
-            continue
-        nodes, inv = np.unique(np.concatenate([r, c]), return_inverse=True)
-        m = len(nodes)
-        small = sparse.coo_matrix((np.ones(len(r), dtype=np.int8), (inv[: len(r)], inv[len(r):])), shape=(m, m))
-        _k, comp = connected_components(small, directed=False)
-        first = np.full(_k, -1, dtype=np.int64)
-        first[comp[::-1]] = np.arange(m)[::-1]
-        links_r.append(nodes)
-        links_c.append(nodes[first[comp]])
-    if degree is None:
-        core = has_neighbour
-    if links_r:
-        r = np.concatenate(links_r)
-        c = np.concatenate(links_c)
-    else:
-        r = c = np.zeros(0, dtype=np.int64)
-    graph = sparse.coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
-    _k, comp = connected_components(graph, directed=False)
-    labels = np.full(n, -1, dtype=np.int64)
-    labels[core] = comp[core]
-    borders = np.flatnonzero(~core & (border_of >= 0))
-    labels[borders] = comp[border_of[borders]]
-    # renumber 0..k-1 in order of first appearance
-    used = labels >= 0
-    _u, first_idx, inv = np.unique(labels[used], return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first_idx))
-    labels[used] = order[inv]
-    return labels
+    return dbscan_streaming(mat, eps, min_samples)  # organizer.grouping
 
 
 def match_clusters(new_groups: list[list[int]], old_groups: dict[int, set[int]]) -> dict[int, int]:
@@ -249,10 +226,43 @@ class _Decision:
     face_ids: list[int]
 
 
-def decide_people(groups: list[list[int]], face_dists: dict[int, dict[int, float]]) -> list[_Decision | None]:
+@dataclass
+class FaceRules:
+    """What the machine may not do with the faces it is deciding about (module doc, "what
+    keeps faces apart"). Built once per run by :func:`load_rules`; :meth:`take` records each
+    machine assignment, so later ones in the same run see it."""
+
+    #: face id -> photo id, for the faces being decided about
+    photo_of: dict[int, int] = field(default_factory=dict)
+    #: photo id -> people who own a face in it (confirmed, auto, or given in this run)
+    in_photo: dict[int, set[int]] = field(default_factory=dict)
+    kept: KeptApart = field(default_factory=KeptApart)
+    #: (face id, person id) judged as a child's face: wider margin (:data:`CHILD_MARGIN_FACTOR`)
+    child: set[tuple[int, int]] = field(default_factory=set)
+
+    def allows(self, face_id: int, person_id: int) -> bool:
+        photo = self.photo_of.get(face_id, -1)
+        return person_id not in self.in_photo.get(photo, ()) and self.kept.allows(face_id, person_id)
+
+    def take(self, face_id: int, person_id: int) -> None:
+        photo = self.photo_of.get(face_id)
+        if photo is not None:
+            self.in_photo.setdefault(photo, set()).add(person_id)
+        self.kept.take(face_id, person_id)
+
+    def margin(self, face_ids: list[int], person_id: int, base: float) -> float:
+        return base * CHILD_MARGIN_FACTOR if any((f, person_id) in self.child for f in face_ids) else base
+
+
+def decide_people(groups: list[list[int]], face_dists: dict[int, dict[int, float]],
+                  rules: FaceRules | None = None) -> list[_Decision | None]:
     """For each group of faces, whether it matches a named person (auto or suggested).
 
-    ``face_dists``: face id -> {person id: distance} (rejected people already left out)."""
+    ``face_dists``: face id -> {person id: distance} (people the face may not have already
+    left out). With ``rules``, across all groups at once: no face goes to a person who has
+    a face in its photo, or who owns a face the user kept apart from it, and of several
+    faces of one photo only one gets a person (auto-assignments first, then the nearest)."""
+    rules = rules or FaceRules()
     out: list[_Decision | None] = []
     for group in groups:
         votes: dict[int, list[float]] = {}
@@ -260,19 +270,249 @@ def decide_people(groups: list[list[int]], face_dists: dict[int, dict[int, float
             for pid, d in face_dists.get(f, {}).items():
                 votes.setdefault(pid, []).append(d)
         # median over the whole group (a face far from the person counts as far)
-        med = {pid: float(np.median(ds + [9.9] * (len(group) - len(ds)))) for pid, ds in votes.items()}
+        med = {pid: float(np.median(ds + [FAR] * (len(group) - len(ds)))) for pid, ds in votes.items()}
         close = {pid: d for pid, d in med.items() if d <= SUGGEST_MAX_DISTANCE}
         if not close:
             out.append(None)
             continue
         best = min(close, key=lambda p: (close[p], p))
         d = close[best]
-        runner_up = min((v for p, v in med.items() if p != best), default=9.9)
-        auto = d <= AUTO_ASSIGN_DISTANCE and runner_up - d >= AUTO_ASSIGN_MARGIN
-        limit = SUGGEST_MAX_DISTANCE
-        members = [f for f in group if face_dists.get(f, {}).get(best, 9.9) <= limit]
+        runner_up = min((v for p, v in med.items() if p != best), default=FAR)
+        auto = d <= AUTO_ASSIGN_DISTANCE and runner_up - d >= rules.margin(group, best, AUTO_ASSIGN_MARGIN)
+        members = [f for f in group if face_dists.get(f, {}).get(best, FAR) <= SUGGEST_MAX_DISTANCE]
         out.append(_Decision(best, d, auto, members) if members else None)
+    # one person per photo: autos first, then by each face's own distance
+    wanted = sorted(((not dec.auto, face_dists[f][dec.person_id], f, n)
+                     for n, dec in enumerate(out) if dec is not None for f in dec.face_ids))
+    granted: dict[int, set[int]] = {}
+    for _suggested, _d, f, n in wanted:
+        dec = out[n]
+        assert dec is not None
+        if rules.allows(f, dec.person_id):
+            rules.take(f, dec.person_id)
+            granted.setdefault(n, set()).add(f)
+    for n, dec in enumerate(out):
+        if dec is not None:
+            keep = [f for f in dec.face_ids if f in granted.get(n, ())]
+            out[n] = _Decision(dec.person_id, dec.distance, dec.auto, keep) if keep else None
     return out
+
+
+def anchor_faces(face_dists: dict[int, dict[int, float]], floor: dict[int, float], rules: FaceRules, *,
+                 max_distance: float = ANCHOR_MAX_DISTANCE,
+                 margin: float = ANCHOR_MARGIN) -> dict[int, tuple[int, float]]:
+    """The anchored pass: {face id: (person id, distance)} for the faces that are clearly one
+    named person's (:func:`organizer.grouping.assign_to_anchors`'s rule, over the sparse
+    nearest-face distances): within ``max_distance`` of that person's confirmed faces and at
+    least ``margin`` (children: x :data:`CHILD_MARGIN_FACTOR`) nearer than to anyone else.
+    ``floor[f]``: the distance below which no person missing from ``face_dists[f]`` can be.
+    Faces are granted nearest first, through ``rules`` (one per photo, kept-apart)."""
+    wanted = []
+    for f, dists in face_dists.items():
+        if not dists:
+            continue
+        best = min(dists, key=lambda p: (dists[p], p))
+        d1 = dists[best]
+        d2 = min([v for p, v in dists.items() if p != best] + [floor.get(f, FAR)])
+        if d1 <= max_distance and d2 - d1 >= rules.margin([f], best, margin):
+            wanted.append((d1, f, best))
+    out: dict[int, tuple[int, float]] = {}
+    for d, f, person in sorted(wanted):
+        if rules.allows(f, person):
+            rules.take(f, person)
+            out[f] = (person, d)
+    return out
+
+
+@dataclass
+class _Evidence:
+    """Every live confirmed face (the anchors), with its photo's date."""
+
+    ids: np.ndarray
+    owner: np.ndarray
+    quality: np.ndarray
+    mat: np.ndarray
+    taken: np.ndarray   # datetime64[D], NaT when the photo has no EXIF date
+
+
+def _load_evidence(s: Session) -> _Evidence:
+    ids, owners, quality, raw, taken = [], [], [], [], []
+    for fid, pid, q, emb, when, source in s.execute(
+            select(Face.id, Face.person_id, Face.quality, Face.embedding, Photo.taken_at, Photo.taken_at_source)
+            .join(Photo, Photo.id == Face.photo_id)
+            .where(live(), Face.person_id.is_not(None), Face.assignment == Assignment.confirmed).order_by(Face.id)):
+        ids.append(fid)
+        owners.append(pid)
+        quality.append(q or 0.0)
+        raw.append(emb)
+        taken.append(when if source == "exif" else None)
+    return _Evidence(np.asarray(ids, dtype=np.int64), np.asarray(owners, dtype=np.int64),
+                     np.asarray(quality, dtype=np.float64), embedding_matrix(raw), _days(taken))
+
+
+def _days(values: list[datetime | None]) -> np.ndarray:
+    return np.array([np.datetime64(v.date(), "D") if v is not None else np.datetime64("NaT") for v in values],
+                    dtype="datetime64[D]")
+
+
+def person_scores(pool_ids: np.ndarray, pool_mat: np.ndarray, ev: _Evidence,
+                  rejected: dict[int, set[int]]) -> tuple[dict[int, dict[int, float]], dict[int, float]]:
+    """(face id -> {person: distance}, face id -> floor) as :mod:`organizer.suggestions`
+    scores people (mean of the 3 nearest of each person's evidence faces, rejected people
+    left out). The floor is the distance of the last of the :data:`TOP_K` neighbours found
+    (or :data:`NEIGHBOUR_CUTOFF`): a person not listed is at least that far, which is what
+    the margin rule needs when one person fills all the neighbours."""
+    if len(ev.ids) == 0 or len(pool_ids) == 0:
+        return {}, {}
+    keep = evidence_positions(ev.ids, ev.owner, ev.mat, ev.quality)
+    ref_mat = np.ascontiguousarray(ev.mat[keep])
+    ref_owner = np.append(ev.owner[keep], -1)  # -1: padding indexes the trailing -1
+    dist, idx = nearest(pool_mat, ref_mat, TOP_K)
+    owner_rows = ref_owner[idx]
+    scores: dict[int, dict[int, float]] = {}
+    floor: dict[int, float] = {}
+    for n in np.flatnonzero(idx[:, 0] >= 0).tolist():
+        fid = int(pool_ids[n])
+        got = person_distances(dist[n], owner_rows[n], rejected.get(fid, set()))
+        if got:
+            scores[fid] = got
+            floor[fid] = float(dist[n, -1]) if idx[n, -1] >= 0 else NEIGHBOUR_CUTOFF
+    return scores, floor
+
+
+def child_scores(pool_ids: np.ndarray, pool_mat: np.ndarray, pool_taken: np.ndarray, ev: _Evidence,
+                 births: dict[int, date], rejected: dict[int, set[int]]) -> dict[tuple[int, int], float | None]:
+    """{(face id, person id): distance} for each person with a birth date who was a child
+    (under :data:`CHILD_AGE`) at the face's photo date (EXIF): the mean distance to the 3
+    nearest of their confirmed faces from photos taken within :data:`CHILD_WINDOW_YEARS`
+    of it, or None when they have no such face (then their whole-life distance stands).
+
+    Children's faces change fast: a 2-year-old's face is compared with them at 0-5, not
+    with them at 30. Cost: for each such person, (faces dated in their childhood) x (their
+    confirmed faces), in row blocks."""
+    out: dict[tuple[int, int], float | None] = {}
+    window = np.timedelta64(round(CHILD_WINDOW_YEARS * 365.25), "D")
+    for person, born in births.items():
+        mine = np.flatnonzero(ev.owner == person)
+        if len(mine) == 0:
+            continue
+        start = np.datetime64(born, "D")
+        end = np.datetime64(date(born.year + CHILD_AGE, born.month, 28 if born.month == 2 and born.day == 29
+                                 else born.day), "D")
+        young = np.flatnonzero(~np.isnat(pool_taken) & (pool_taken >= start) & (pool_taken < end))
+        if len(young) == 0:
+            continue
+        refs, ref_taken = ev.mat[mine], ev.taken[mine]
+        step = max(32, BLOCK_ELEMENTS // max(len(refs), 1))
+        for a in range(0, len(young), step):
+            rows = young[a:a + step]
+            d = pairwise_distances(pool_mat[rows], refs)
+            near = np.abs(pool_taken[rows][:, None] - ref_taken[None, :]) <= window  # NaT compares False
+            d = np.where(near, d, np.inf)
+            kk = min(K_PER_PERSON, len(refs))
+            best = np.partition(d, kk - 1, axis=1)[:, :kk] if kk < len(refs) else d
+            for i, row in enumerate(rows.tolist()):
+                fid = int(pool_ids[row])
+                if person in rejected.get(fid, ()):
+                    continue
+                vals = best[i][np.isfinite(best[i])]
+                out[(fid, person)] = float(vals.mean()) if len(vals) else None
+    return out
+
+
+@dataclass
+class _Pool:
+    ids: np.ndarray
+    mat: np.ndarray
+    photo: np.ndarray
+    taken: np.ndarray     # datetime64[D] of the EXIF date, NaT when none
+    any_taken: list[datetime | None]  # taken_at whatever its source (for the birth-date rule)
+
+
+def _load_pool(s: Session, where: list[ColumnElement[bool]]) -> _Pool:
+    ids, raw, photos, exif, taken = [], [], [], [], []
+    for fid, emb, photo, when, source in s.execute(
+            select(Face.id, Face.embedding, Face.photo_id, Photo.taken_at, Photo.taken_at_source)
+            .join(Photo, Photo.id == Face.photo_id).where(*where).order_by(Face.id)):
+        ids.append(fid)
+        raw.append(emb)
+        photos.append(photo)
+        taken.append(when)
+        exif.append(when if source == "exif" else None)
+    return _Pool(np.asarray(ids, dtype=np.int64), embedding_matrix(raw), np.asarray(photos, dtype=np.int64),
+                 _days(exif), taken)
+
+
+def load_rules(s: Session, pool: _Pool, births: dict[int, date]) -> tuple[FaceRules, list[tuple[str, str]]]:
+    """The run's :class:`FaceRules` for the pool, and the split records to store (module doc)."""
+    owner_of = {fid: pid for fid, pid in s.execute(select(Face.id, Face.person_id).where(
+        live(), Face.person_id.is_not(None), Face.assignment.in_(OWNING))) if pid is not None}
+    new_records = new_split_records(s)
+    records = load_split_records(s)
+    for _key, value in new_records:
+        data = json.loads(value)
+        if data["split"] and data["rest"]:
+            records.append((frozenset(data["split"]), frozenset(data["rest"])))
+    rules = FaceRules(photo_of=dict(zip(pool.ids.tolist(), pool.photo.tolist(), strict=True)),
+                      in_photo=people_in_photos(s), kept=KeptApart.build(records, owner_of))
+    return rules, new_records
+
+
+def apply_rules(scores: dict[int, dict[int, float]], children: dict[tuple[int, int], float | None],
+                pool: _Pool, births: dict[int, date], rules: FaceRules) -> dict[int, dict[int, float]]:
+    """The scores with every person a face cannot be left out: born after its photo was
+    taken, already in its photo, or owning a face the user kept apart from it. A child's
+    score is the one of their faces from around the photo's date, and marks the pair for
+    the wider margin (also when the photo has no date but the person is a child today)."""
+    today = utcnow().date()
+    out: dict[int, dict[int, float]] = {}
+    taken = dict(zip(pool.ids.tolist(), pool.any_taken, strict=True))
+    for (fid, person), d in children.items():
+        if d is not None:
+            scores.setdefault(fid, {})[person] = d
+    for fid, dists in scores.items():
+        when = taken.get(fid)
+        keep = {}
+        for person, d in dists.items():
+            born = births.get(person)
+            if born_after(born, when) or not rules.allows(fid, person):
+                continue
+            age = age_at(born, when) if when is not None else age_at(born, datetime.combine(today, datetime.min.time()))
+            if age is not None and age < CHILD_AGE:
+                rules.child.add((fid, person))
+            keep[person] = d
+        if keep:
+            out[fid] = keep
+    return out
+
+
+def _rule_for(eps: float | None, min_samples: int | None, settings: Settings) -> GroupingRule:
+    """The grouping rule with the caller's eps / min_samples. Until the settings' default eps
+    is the rule's, the settings' untouched default means the rule's eps (an explicit eps,
+    from ``--eps`` or ``ORGANIZER_EPS`` other than that default, is used as given)."""
+    base = GroupingRule()
+    if eps is None:
+        eps = base.eps if settings.eps == _SETTINGS_DEFAULT_EPS else settings.eps
+    min_samples = settings.min_samples if min_samples is None else min_samples
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 2:
+        raise InvalidRequest("eps must be a number between 0 and 2")
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
+        raise InvalidRequest("min-samples must be 1 or more")
+    return replace(base, eps=float(eps), min_samples=int(min_samples))
+
+
+def group_pool(mat: np.ndarray, photo: np.ndarray, ids: np.ndarray, rule: GroupingRule,
+               kept: KeptApart) -> np.ndarray:
+    """Labels (-1 = ungrouped) of the rows: DBSCAN (streamed for big pools), then the compact
+    rule and the same-photo rule (:func:`organizer.grouping.refine_groups`), then no group
+    across a split the user made. Labels renumbered 0..k-1, no group of one face."""
+    labels = dbscan_labels(mat, rule.eps, rule.min_samples)
+    labels = refine_groups(mat, labels, photo, rule)
+    if kept.records:
+        labels = np.asarray(kept.separate(ids.tolist(), labels.tolist()), dtype=np.int64)
+    sizes = np.bincount(labels[labels >= 0], minlength=1)
+    labels = np.where((labels >= 0) & (sizes[np.maximum(labels, 0)] >= max(2, rule.min_samples)), labels, -1)
+    return renumber(labels)
 
 
 def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | None = None,
@@ -284,12 +524,7 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
     transaction to the faces that are still unnamed (a face the user labelled meanwhile is
     left alone)."""
     settings = settings or Settings.from_env()
-    eps = settings.eps if eps is None else eps
-    min_samples = settings.min_samples if min_samples is None else min_samples
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 2:
-        raise InvalidRequest("eps must be a number between 0 and 2")
-    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
-        raise InvalidRequest("min-samples must be 1 or more")
+    rule = _rule_for(eps, min_samples, settings)
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
 
@@ -297,29 +532,42 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
     in_pool = [live(), unowned(), or_(Face.cluster_id.is_(None), Face.cluster_id.not_in(user_made))]
     with lib.session() as s:
         say("loading faces")
-        pool_ids, pool_mat = load_embeddings(s, in_pool)
+        pool = _load_pool(s, in_pool)
         old_cluster = {fid: as_id(cid) for fid, cid in s.execute(
             select(Face.id, Face.cluster_id).where(*in_pool, Face.cluster_id.is_not(None)))}
         say("comparing with named people")
-        face_dists = face_person_distances(s, pool_ids, pool_mat)
+        births = birth_dates(s)
+        rules, new_records = load_rules(s, pool, births)
+        evidence = _load_evidence(s)
+        rejected: dict[int, set[int]] = {}
+        for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)):
+            rejected.setdefault(fid, set()).add(pid)
+    scores, floor = person_scores(pool.ids, pool.mat, evidence, rejected)
+    children = child_scores(pool.ids, pool.mat, pool.taken, evidence, births, rejected) if births else {}
+    face_dists = apply_rules(scores, children, pool, births, rules)
+    anchored = anchor_faces(face_dists, floor, rules)
 
-    say(f"clustering {len(pool_ids)} faces")
-    labels = dbscan_labels(pool_mat, float(eps), int(min_samples))
+    say(f"clustering {len(pool.ids)} faces")
+    rest = np.flatnonzero([f not in anchored for f in pool.ids.tolist()]) if anchored else np.arange(len(pool.ids))
+    labels = group_pool(pool.mat[rest], pool.photo[rest], pool.ids[rest], rule, rules.kept)
     groups_by_label: dict[int, list[int]] = {}
     noise: list[int] = []
-    for fid, lab in zip(pool_ids.tolist(), labels.tolist()):
+    for fid, lab in zip(pool.ids[rest].tolist(), labels.tolist(), strict=True):
         (noise.append(fid) if lab < 0 else groups_by_label.setdefault(lab, []).append(fid))
     groups = [groups_by_label[k] for k in sorted(groups_by_label)]
     old_groups: dict[int, set[int]] = {}
     for fid, cid in old_cluster.items():
         old_groups.setdefault(cid, set()).add(fid)
     keep = match_clusters(groups, old_groups)
-    decisions = decide_people(groups, face_dists)
-    single = decide_people([[f] for f in noise], face_dists)
+    decided = decide_people(groups + [[f] for f in noise], face_dists, rules)
+    decisions, single = decided[:len(groups)], decided[len(groups):]
 
     say("saving")
     with lib.session() as s:
-        run = ClusterRun(eps=float(eps), min_samples=int(min_samples), faces=len(pool_ids),
+        for key, value in new_records:
+            if s.get(LibraryMeta, key) is None:
+                s.add(LibraryMeta(key=key, value=value))
+        run = ClusterRun(eps=rule.eps, min_samples=rule.min_samples, faces=len(pool.ids),
                          clusters=len(groups), noise=len(noise))
         s.add(run)
         s.flush()
@@ -328,7 +576,7 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
         people = set(s.scalars(select(Person.id)))
         target: dict[int, FaceState] = {}
         cluster_ids: list[int] = []
-        existing = set(s.scalars(select(Cluster.id).where(Cluster.id.in_([c for c in keep.values()])))) if keep else set()
+        existing = set(s.scalars(select(Cluster.id).where(Cluster.id.in_(list(keep.values()))))) if keep else set()
         fresh = [Cluster(run_id=run.id, size=0) for n in range(len(groups)) if keep.get(n) not in existing]
         s.add_all(fresh)
         s.flush()
@@ -344,7 +592,13 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
         for f in noise:
             target[f] = FaceState(None, None, None)
         auto_n = sugg_n = 0
-        for group_ids, decision in [(g, d) for g, d in zip(cluster_ids, decisions)] + [(None, d) for d in single]:
+        for f, (pid, d) in anchored.items():
+            if pid in people:
+                target[f] = FaceState(pid, Assignment.auto, None, confidence_for(d))
+                auto_n += 1
+            else:
+                target[f] = FaceState(None, None, None)
+        for decision in decisions + single:
             if decision is None or decision.person_id not in people:
                 continue
             conf = confidence_for(decision.distance)
@@ -368,13 +622,13 @@ def cluster_faces(lib: Library, *, eps: float | None = None, min_samples: int | 
             s.execute(delete(Cluster).where(Cluster.id.in_(stale)))
         s.flush()
         refresh_cluster_sizes(s, cluster_ids + list(old_groups))
-        kept = sum(1 for n in range(len(groups)) if keep.get(n) == cluster_ids[n])
+        kept_n = sum(1 for n in range(len(groups)) if keep.get(n) == cluster_ids[n])
         run.clusters = len(groups)
         report = ClusterReport(
-            run_id=run.id, eps=float(eps), min_samples=int(min_samples), faces=len(pool_ids),
-            clusters=len(groups), noise=len(noise), kept=kept, created=len(groups) - kept,
+            run_id=run.id, eps=rule.eps, min_samples=rule.min_samples, faces=len(pool.ids),
+            clusters=len(groups), noise=len(noise), kept=kept_n, created=len(groups) - kept_n,
             removed=len(stale), auto_assigned=auto_n, suggested=sugg_n,
-            seconds=time.perf_counter() - started)
+            seconds=time.perf_counter() - started, anchored=sum(1 for p, _d in anchored.values() if p in people))
     return report
 
 
@@ -396,7 +650,7 @@ def pairwise_precision_recall(labels: np.ndarray, truth: np.ndarray) -> tuple[fl
     labels = np.asarray(labels)
     truth = np.asarray(truth)
     clustered = labels >= 0
-    pairs = Counter(zip(labels[clustered].tolist(), truth[clustered].tolist()))
+    pairs = Counter(zip(labels[clustered].tolist(), truth[clustered].tolist(), strict=True))
     same_both = sum(c * (c - 1) // 2 for c in pairs.values())
     same_cluster = sum(c * (c - 1) // 2 for c in Counter(labels[clustered].tolist()).values())
     same_truth = sum(c * (c - 1) // 2 for c in Counter(truth.tolist()).values())
@@ -405,5 +659,7 @@ def pairwise_precision_recall(labels: np.ndarray, truth: np.ndarray) -> tuple[fl
     return precision, recall
 
 
-__all__ = ["ClusterReport", "cluster_faces", "cluster_after_scan", "dbscan_labels", "radius_graph", "match_clusters",
-           "pairwise_precision_recall", "AUTO_ASSIGN_DISTANCE", "AUTO_ASSIGN_MARGIN"]
+__all__ = ["ClusterReport", "FaceRules", "cluster_faces", "cluster_after_scan", "dbscan_labels", "dbscan_streaming",
+           "radius_graph", "match_clusters", "decide_people", "anchor_faces", "pairwise_precision_recall",
+           "AUTO_ASSIGN_DISTANCE", "AUTO_ASSIGN_MARGIN", "ANCHOR_MAX_DISTANCE", "ANCHOR_MARGIN", "CHILD_AGE",
+           "CHILD_WINDOW_YEARS", "CHILD_MARGIN_FACTOR"]

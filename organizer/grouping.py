@@ -57,15 +57,18 @@ renumbered ``0..k-1`` in order of each group's first face.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import DBSCAN
 
 #: rows x columns of one distance block (float32): 16M elements = 64 MB
 BLOCK_ELEMENTS = 16_000_000
+#: up to this many rows :func:`dbscan` holds the eps-graph (at most n^2 pairs: 4M = ~80 MB)
+SPARSE_GRAPH_MAX = 2_000
 #: distance standing in for "no confirmed face of this person"
 FAR = 9.9
 
@@ -126,11 +129,94 @@ def radius_graph(emb: np.ndarray, eps: float) -> sparse.csr_matrix:
 
 
 def dbscan(emb: np.ndarray, eps: float, min_samples: int = 2) -> np.ndarray:
-    """scikit-learn's DBSCAN on the sparse eps-graph (labels, -1 = noise)."""
+    """DBSCAN labels (-1 = noise): scikit-learn's on the sparse eps-graph up to
+    :data:`SPARSE_GRAPH_MAX` rows, :func:`dbscan_streaming` above. The eps-graph of one
+    person's faces is nearly complete, so holding it for a group of 20,000 faces of one child
+    would cost gigabytes; the streaming one keeps memory linear."""
     if len(emb) == 0:
         return np.zeros(0, dtype=np.int64)
+    if len(emb) > SPARSE_GRAPH_MAX:
+        return dbscan_streaming(emb, eps, min_samples)
     graph = radius_graph(emb, eps)
     return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit(graph).labels_.astype(np.int64)
+
+
+def _blocks(mat: np.ndarray, eps: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (rows, cols) index arrays of every pair i < j closer than ``eps``, one row
+    block at a time (float32 BLAS against the rows after it; nothing n x n is kept)."""
+    n = len(mat)
+    norms = np.einsum("ij,ij->i", mat, mat)
+    # |x - y|^2 <= eps^2  <=>  x.y - |y|^2/2 >= (|x|^2 - eps^2)/2 : two passes over a block
+    half = (norms / 2).astype(np.float32)
+    need = ((norms - eps * eps) / 2).astype(np.float32)
+    step = max(32, BLOCK_ELEMENTS // max(n, 1))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        g = mat[a:b] @ mat[a:].T
+        g -= half[None, a:]
+        close = g >= need[a:b, None]
+        close[:, : b - a] &= np.triu(np.ones((b - a, b - a), dtype=bool), k=1)
+        r, c = np.nonzero(close)
+        yield (r + a).astype(np.int32), (c + a).astype(np.int32)
+
+
+def dbscan_streaming(mat: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
+    """DBSCAN labels without holding the neighbourhood graph: each row block's core-core
+    links are reduced to a spanning star of its connected pieces before they are kept, so
+    memory stays linear even when one person has thousands of faces (border points may join
+    either neighbouring cluster, as in DBSCAN). Labels 0..k-1 in order of first member."""
+    mat = np.ascontiguousarray(mat, dtype=np.float32)
+    n = len(mat)
+    if min_samples <= 2:
+        # every point with one neighbour is a core point: one pass suffices
+        degree = None
+    else:
+        degree = np.ones(n, dtype=np.int64)
+        for r, c in _blocks(mat, eps):
+            degree += np.bincount(r, minlength=n) + np.bincount(c, minlength=n)
+    core = np.ones(n, dtype=bool) if degree is None else degree >= min_samples
+    border_of = np.full(n, -1, dtype=np.int64)
+    links_r, links_c = [], []
+    has_neighbour = np.zeros(n, dtype=bool)
+    for r, c in _blocks(mat, eps):
+        if len(r) == 0:
+            continue
+        has_neighbour[r] = True
+        has_neighbour[c] = True
+        both = core[r] & core[c]
+        for a_, b_ in ((r, c), (c, r)):  # a non-core point next to a core point is a border point
+            sel = ~core[a_] & core[b_] & (border_of[a_] < 0)
+            border_of[a_[sel]] = b_[sel]
+        r, c = r[both], c[both]
+        if len(r) == 0:
+            continue
+        nodes, inv = np.unique(np.concatenate([r, c]), return_inverse=True)
+        m = len(nodes)
+        small = sparse.coo_matrix((np.ones(len(r), dtype=np.int8), (inv[: len(r)], inv[len(r):])), shape=(m, m))
+        _k, comp = connected_components(small, directed=False)
+        first = np.full(_k, -1, dtype=np.int64)
+        first[comp[::-1]] = np.arange(m)[::-1]
+        links_r.append(nodes)
+        links_c.append(nodes[first[comp]])
+    if degree is None:
+        core = has_neighbour
+    if links_r:
+        r = np.concatenate(links_r)
+        c = np.concatenate(links_c)
+    else:
+        r = c = np.zeros(0, dtype=np.int64)
+    graph = sparse.coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    _k, comp = connected_components(graph, directed=False)
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[core] = comp[core]
+    borders = np.flatnonzero(~core & (border_of >= 0))
+    labels[borders] = comp[border_of[borders]]
+    # renumber 0..k-1 in order of first appearance
+    used = labels >= 0
+    _u, first_idx, inv = np.unique(labels[used], return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first_idx))
+    labels[used] = order[inv]
+    return labels
 
 
 def knn_graph(emb: np.ndarray, cut: float, k: int) -> sparse.csr_matrix:
@@ -414,6 +500,6 @@ def anchored_groups(emb: np.ndarray, photo_ids: np.ndarray, anchors: np.ndarray,
     return person, labels
 
 
-__all__ = ["GroupingRule", "anchored_groups", "assign_to_anchors", "compact_groups", "dbscan",
+__all__ = ["GroupingRule", "anchored_groups", "assign_to_anchors", "compact_groups", "dbscan", "dbscan_streaming",
            "enforce_cannot_link", "groups_of", "medoid_distances", "medoid_radius", "pairwise_distances",
            "person_distance_table", "radius_graph", "refine_groups", "renumber", "split_loose"]
