@@ -11,6 +11,7 @@ import importlib
 import logging
 import socket
 import sys
+import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -433,4 +434,15 @@ def serve(lib: Library, *, host: str = "127.0.0.1", port: int = 8050, password: 
     shown = f"[{host}]" if ":" in host else host
     print(f"organizer dashboard: http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # dlib's models take seconds to load: load them while the first page is read, so the
+    # first look-alike upload does not pay for it (bench/lookalike.py: 12.9 s -> 1.5 s)
+    threading.Thread(target=_warm_faces, name="warm-faces", daemon=True).start()
     app.run(host=host, port=port, debug=False)
+
+
+def _warm_faces() -> None:
+    """Load the face models in the background; a failure is left for the upload to report."""
+    from organizer import faces
+
+    with suppress(ImportError, OSError, RuntimeError, ValueError):
+        faces.warm_up()
