@@ -254,12 +254,18 @@ def _person_for_name(rec: Recorder, name: str) -> tuple[Person, bool]:
 def _confirm(rec: Recorder, faces: list[Face], person: Person) -> None:
     """The user says these faces are ``person``: confirm them, drop any rejection of that
     person for them, remember "not the old person" for faces that belonged to someone else."""
+    ids = [f.id for f in faces]
+    rejected = set()
+    for a in range(0, len(ids), 500):
+        rejected.update(rec.s.scalars(select(FaceRejection.face_id).where(
+            FaceRejection.person_id == person.id, FaceRejection.face_id.in_(ids[a:a + 500]))))
     for f in faces:
         rec.face(f)
         old = f.person_id
         if old is not None and old != person.id:
             rec.reject(f.id, old)
-        rec.unreject(f.id, person.id)
+        if f.id in rejected:
+            rec.unreject(f.id, person.id)
         f.person_id, f.assignment, f.confidence, f.cluster_id = person.id, Assignment.confirmed, 1.0, None
     _drop_stale_covers(rec, faces)
 

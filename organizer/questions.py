@@ -146,10 +146,13 @@ def _evidence(index: SuggestionIndex, pid: int, faces: list[int]) -> list[int]:
     return out
 
 
-def _questions(s, index: SuggestionIndex, skip: set[int], cap: int) -> list[BatchQuestion]:  # type: ignore[no-untyped-def]
+def _questions(s, index: SuggestionIndex, skip: set[int], cap: int,  # type: ignore[no-untyped-def]
+               limit: int | None = None, person_id: int | None = None) -> list[BatchQuestion]:
     per_person: dict[int, dict[int, float]] = {}
     clusters: dict[int, dict[int, int]] = {}
     for it in index.items(skip):
+        if person_id is not None and it.person_id != person_id:
+            continue
         got = per_person.setdefault(it.person_id, {})
         for f in it.face_ids:
             d = index.person_distances(f).get(it.person_id)
@@ -157,9 +160,15 @@ def _questions(s, index: SuggestionIndex, skip: set[int], cap: int) -> list[Batc
                 got[f] = d
                 if it.cluster_id is not None:
                     clusters.setdefault(it.person_id, {})[f] = it.cluster_id
-    out = []
+    ranked = []
     for pid, dist in per_person.items():
         faces = one_per_photo(dist, dist.__getitem__, index.photo_of)
+        ranked.append((-min(len(faces), cap), -round(confidence_for(dist[faces[0]]), 3), faces[0], pid, faces))
+    # the biggest answer first; then the most certain; then the lowest face id
+    ranked.sort()
+    out = []
+    for *_key, pid, faces in ranked[:limit]:
+        dist = per_person[pid]
         shown = faces[:cap]
         cids = sorted({clusters.get(pid, {})[f] for f in shown if f in clusters.get(pid, {})})
         out.append(BatchQuestion(
@@ -167,8 +176,6 @@ def _questions(s, index: SuggestionIndex, skip: set[int], cap: int) -> list[Batc
             confidences=[confidence_for(dist[f]) for f in shown], cluster_ids=cids,
             cover_face_id=_cover(s, index, pid), evidence_face_ids=_evidence(index, pid, shown),
             more=len(faces) - len(shown)))
-    # the biggest answer first; then the most certain; then the lowest face id
-    out.sort(key=lambda q: (-len(q.face_ids), -round(q.confidences[0], 3), q.face_ids[0]))
     return out
 
 
@@ -188,9 +195,13 @@ def next_batch_question(lib: Library, skip_face_ids: Iterable[int] = (), *, cap:
                         person_id: int | None = None) -> BatchQuestion | None:
     """The biggest open batch question (of ``person_id`` only, when given); None when there
     is nothing left to ask."""
-    items = batch_questions(lib, skip_face_ids, cap=cap)
-    if person_id is not None:
-        items = [q for q in items if q.person_id == person_id]
+    cap = _check_cap(cap)
+    skip = {int(i) for i in skip_face_ids}
+    with lib.session() as s:
+        index = index_for(lib)
+        with index.lock:
+            index.refresh(s)
+            items = _questions(s, index, skip, cap, limit=1, person_id=person_id)
     return items[0] if items else None
 
 
