@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlencode
 
-from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
+from dash.development.base_component import Component
 
 from organizer import browse, labelling
 from organizer.db import Library
@@ -32,6 +34,13 @@ ALERT = "app-alert"
 REFRESH = "app-refresh"   # a new value re-renders the current page and the undo bar
 TICK = "app-tick"         # a new value refreshes only the undo bar
 URL = "app-url"
+
+#: one child of a component, as Dash's constructors take it; ``Children`` is one or a list
+Child: TypeAlias = Component | str | int | float | None
+Children: TypeAlias = Child | Sequence[Child]
+#: what an action callback returns for :func:`action_outputs`: the toast, the refresh token
+ActionResult: TypeAlias = tuple[html.Div | NoUpdate | None, str | NoUpdate]
+T = TypeVar("T")
 
 
 # --- feedback -------------------------------------------------------------------------------
@@ -63,18 +72,19 @@ def toast(fb: Feedback | None) -> html.Div | None:
     if fb is None:
         return None
     kind = "ok" if fb.ok else "error"
-    children: list = [html.Span("✓" if fb.ok else "!", className="toast-icon"),
+    children: list[Component] = [html.Span("✓" if fb.ok else "!", className="toast-icon"),
                       html.Span(fb.message, className="toast-text")]
     if fb.link:
         children.append(dcc.Link(fb.link[0], href=fb.link[1], className="toast-link"))
     children.append(html.Button("×", className="toast-close", title="Dismiss", n_clicks=0))
     # a fresh key per message: React mounts a new element, so a dismissed toast never
     # hides the next one
+    data: dict[str, Any] = {"data-kind": kind}
     return html.Div(children, className=f"toast toast-{kind}", role="alert" if not fb.ok else "status",
-                    key=token(), **{"data-kind": kind})
+                    key=token(), **data)
 
 
-def respond(fb: Feedback) -> tuple:
+def respond(fb: Feedback) -> ActionResult:
     """(toast, refresh token) for an action callback; an error leaves the page as it is."""
     return toast(fb), (token() if fb.ok else no_update)
 
@@ -91,7 +101,7 @@ def fired() -> bool:
 
 # --- query arguments ---------------------------------------------------------------------------
 
-def int_arg(query: dict, key: str, default: int | None = None, *, minimum: int = 1,
+def int_arg(query: Mapping[str, object], key: str, default: int | None = None, *, minimum: int = 1,
             maximum: int | None = MAX_ID) -> int | None:
     """Query parameter ``key`` as a whole number, or a clear :class:`InvalidRequest`.
     ``maximum`` (default: the largest id SQLite can hold) keeps numbers no row can have
@@ -114,7 +124,7 @@ def int_arg(query: dict, key: str, default: int | None = None, *, minimum: int =
     return value
 
 
-def page_arg(query: dict) -> int:
+def page_arg(query: Mapping[str, object]) -> int:
     """The ``page`` query parameter (1 when absent); a page past the end is clamped by
     :func:`clamp_page` once the page knows how many it has."""
     return int_arg(query, "page", 1, maximum=None) or 1
@@ -154,7 +164,7 @@ def avatar(face_id: int | None, name: str, *, size: str = "md") -> html.Div:
 def face_tile(page: str, face_id: int, *, caption: str | None = None, photo_id: int | None = None,
               badge: str | None = None, selectable: bool = True) -> html.Div:
     """A square face thumbnail; clicking it (de)selects it, shift-click selects a range."""
-    children: list = [html.Img(src=thumb_url(face_id), alt="", draggable="false",
+    children: list[Component] = [html.Img(src=thumb_url(face_id), alt="", draggable="false",
                                className="face-img")]
     if badge:
         children.append(html.Span(badge, className="face-badge"))
@@ -163,11 +173,12 @@ def face_tile(page: str, face_id: int, *, caption: str | None = None, photo_id: 
                                  title="Open the photo"))
     if caption:
         children.append(html.Div(caption, className="face-caption"))
+    data: dict[str, Any] = {"data-face": str(face_id)}
     if selectable:
         children.append(html.Span(className="face-check"))
         return html.Div(children, className="face-tile", id={"type": f"{page}-face", "index": int(face_id)},
-                        n_clicks=0, title=caption or "", **{"data-face": str(face_id)})
-    return html.Div(children, className="face-tile", title=caption or "", **{"data-face": str(face_id)})
+                        n_clicks=0, title=caption or "", **data)
+    return html.Div(children, className="face-tile", title=caption or "", **data)
 
 
 def face_info_tile(page: str, face: browse.FaceInfo, *, show_person: bool = False) -> html.Div:
@@ -180,8 +191,8 @@ def face_info_tile(page: str, face: browse.FaceInfo, *, show_person: bool = Fals
     return face_tile(page, face.id, caption=caption, photo_id=face.photo_id, badge=badge)
 
 
-def face_grid(tiles: Sequence, *, grid_id: str | None = None, size: str = "md") -> html.Div:
-    props = {"id": grid_id} if grid_id else {}
+def face_grid(tiles: Sequence[Child], *, grid_id: str | None = None, size: str = "md") -> html.Div:
+    props: dict[str, Any] = {"id": grid_id} if grid_id else {}
     return html.Div(list(tiles), className=f"face-grid face-grid-{size}", **props)
 
 
@@ -209,7 +220,7 @@ NAMED_ACTIONS = ("move", "assign")
 
 def selection_bar(page: str, actions: Sequence[str], names_id: str, *, remove_label: str | None = None) -> html.Div:
     """The sticky bar of a selectable grid: count, select all/clear, and the fix actions."""
-    buttons: list = []
+    buttons: list[Component] = []
     for action in actions:
         label = remove_label if action == "remove" and remove_label else ACTIONS[action]
         if action in NAMED_ACTIONS:
@@ -235,7 +246,7 @@ def selection_bar(page: str, actions: Sequence[str], names_id: str, *, remove_la
     ], id=f"{page}-selbar", className="selbar")
 
 
-def selected_ids(selection: dict | None) -> list:
+def selected_ids(selection: object) -> list[object]:
     """The ids of a selection store as the browser sent them; :func:`selection_action`
     checks that each one really is an id."""
     if not isinstance(selection, dict):
@@ -244,7 +255,7 @@ def selected_ids(selection: dict | None) -> list:
     return list(raw) if isinstance(raw, list) else [raw]
 
 
-def selection_action(lib: Library, action: str, face_ids: Sequence[int], name: str | None = None, *,
+def selection_action(lib: Library, action: str, face_ids: Sequence[object], name: str | None = None, *,
                      person_id: int | None = None) -> Feedback:
     """One fix on the selected faces, through the labelling API."""
     try:
@@ -286,7 +297,7 @@ def selection_action(lib: Library, action: str, face_ids: Sequence[int], name: s
     return attempt(run)
 
 
-def register_selection(app, lib: Library, page: str, actions: Sequence[str], *,  # type: ignore[no-untyped-def]
+def register_selection(app: Dash, lib: Library, page: str, actions: Sequence[str], *,
                        context_id: str | None = None) -> None:
     """Callbacks of a page's selectable grid: selection runs in the browser (instant,
     shift-click ranges), the fix actions on the server through :func:`selection_action`."""
@@ -314,7 +325,9 @@ def register_selection(app, lib: Library, page: str, actions: Sequence[str], *, 
         states.append(State(context_id, "data"))
 
     @app.callback(*action_outputs(), *inputs, *states, prevent_initial_call=True)
-    def _fix(*args):  # type: ignore[no-untyped-def]
+    def _fix(*args: Any) -> ActionResult:
+        # the inputs' n_clicks/n_submit, then the states: the selection store's data, the
+        # name typed (str | None) and the context store's data (a person id), as the browser sent them
         if not fired():
             return no_update, no_update
         rest = list(args[len(inputs):])
@@ -348,10 +361,10 @@ def name_options(lib: Library, typed: str | None, limit: int = AUTOCOMPLETE_LIMI
     return [html.Option(value=p.name) for p in people[:limit]]
 
 
-def register_autocomplete(app, lib: Library, list_id: str, *inputs: Input) -> None:  # type: ignore[no-untyped-def]
+def register_autocomplete(app: Dash, lib: Library, list_id: str, *inputs: Input) -> None:
     """Fill datalist ``list_id`` with the names matching whichever of ``inputs`` changed."""
     @app.callback(Output(list_id, "children"), *inputs, prevent_initial_call=True)
-    def _names(*_values):  # type: ignore[no-untyped-def]
+    def _names(*_values: str | None) -> list[html.Option] | NoUpdate:
         if not ctx.triggered:
             return no_update
         return name_options(lib, ctx.triggered[0].get("value"))
@@ -369,8 +382,8 @@ def person_card(p: browse.PersonSummary) -> dcc.Link:
 
 # --- page furniture ---------------------------------------------------------------------------
 
-def page_header(title: str, subtitle: str | list | None = None, right: object = None) -> html.Header:
-    left = [html.H1(title)]
+def page_header(title: str, subtitle: Children = None, right: Children = None) -> html.Header:
+    left: list[Component] = [html.H1(title)]
     if subtitle:
         left.append(html.P(subtitle, className="subtitle"))
     return html.Header([html.Div(left, className="page-title"), html.Div(right, className="page-tools")],
@@ -378,7 +391,7 @@ def page_header(title: str, subtitle: str | list | None = None, right: object = 
 
 
 def empty_state(title: str, text: str, link: tuple[str, str] | None = None) -> html.Div:
-    children: list = [html.Div(className="empty-art"), html.H2(title), html.P(text)]
+    children: list[Component] = [html.Div(className="empty-art"), html.H2(title), html.P(text)]
     if link:
         children.append(dcc.Link(link[0], href=link[1], className="btn btn-primary"))
     return html.Div(children, className="empty-state")
@@ -388,7 +401,7 @@ def error_panel(message: str) -> html.Div:
     return html.Div([html.H2("Cannot show this page"), html.P(message)], className="empty-state error-state")
 
 
-def pager(path: str, query: dict, page: int, total: int, per_page: int) -> html.Nav | None:
+def pager(path: str, query: Mapping[str, object], page: int, total: int, per_page: int) -> html.Nav | None:
     pages = max(1, -(-total // per_page))
     if pages <= 1:
         return None
@@ -408,8 +421,8 @@ def stat_tile(label: str, value: object, note: str | None = None) -> html.Div:
     return html.Div(children, className="stat")
 
 
-def chunks(items: Iterable, size: int) -> list[list]:
-    out: list[list] = []
+def chunks(items: Iterable[T], size: int) -> list[list[T]]:
+    out: list[list[T]] = []
     for item in items:
         if not out or len(out[-1]) >= size:
             out.append([])

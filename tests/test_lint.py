@@ -30,7 +30,11 @@ GATED: frozenset[str] | None = frozenset({
     "organizer/privacy.py",
     "dashboard/__init__.py",
     "dashboard/app.py",
+    "dashboard/components.py",
     "dashboard/pages/__init__.py",
+    "dashboard/pages/review.py",
+    "dashboard/pages/suggestions.py",
+    "dashboard/pages/unassigned.py",
     "migrations/env.py",
     "install.py",
 })

@@ -3,7 +3,10 @@
 first: remove them, move them to someone, split them off, or mark them "not a face"."""
 from __future__ import annotations
 
-from dash import ALL, Input, State, ctx, dcc, html, no_update
+from typing import Any
+
+from dash import ALL, Dash, Input, State, ctx, dcc, html, no_update
+from dash.development.base_component import Component
 
 from organizer import browse, labelling
 from organizer.db import Library
@@ -40,7 +43,7 @@ def accept_group_suggestion(lib: Library, cluster_id: int) -> ui.Feedback:
 
 
 def _name_form(cluster: browse.ClusterSummary) -> html.Div:
-    children: list = [
+    children: list[Component] = [
         dcc.Input(id={"type": "review-input", "index": cluster.id}, type="text", list=NAMES, n_submit=0,
                   placeholder="Who is this?", autoComplete="off", className="input"),
         html.Button("Name", id={"type": "review-name", "index": cluster.id}, n_clicks=0,
@@ -54,7 +57,7 @@ def _name_form(cluster: browse.ClusterSummary) -> html.Div:
     return html.Div(children, className="name-form")
 
 
-def _group_card(cluster: browse.ClusterSummary, tiles: list, footer: object = None) -> html.Section:
+def _group_card(cluster: browse.ClusterSummary, tiles: list[html.Div], footer: Component | None = None) -> html.Section:
     title = [html.H2(f"{ui.faces_text(cluster.size)}"),
              html.Span(f"group {cluster.id}" + (" · made by you" if cluster.user_made else ""), className="muted")]
     return html.Section([
@@ -64,23 +67,24 @@ def _group_card(cluster: browse.ClusterSummary, tiles: list, footer: object = No
     ], className="card group-card", id=f"review-group-{cluster.id}")
 
 
-def _overview(lib: Library, page: int, total: int) -> list:
+def _overview(lib: Library, page: int, total: int) -> list[ui.Child]:
     if total == 0:
         return [ui.empty_state("All groups are named", "Every group of similar faces has a name. "
-                               "Faces that fit no group wait under Unassigned.", ("See unassigned faces", "/unassigned"))]
+                               "Faces that fit no group wait under Unassigned.",
+                               ("See unassigned faces", "/unassigned"))]
     page = ui.clamp_page(page, total, GROUPS_PER_PAGE)
     clusters = browse.list_clusters(lib, limit=GROUPS_PER_PAGE, offset=(page - 1) * GROUPS_PER_PAGE)
-    cards = []
+    cards: list[ui.Child] = []
     for c in clusters:
         tiles = [ui.face_tile("review", fid) for fid in c.face_ids]
-        footer = None
+        footer: Component | None = None
         if c.size > len(c.face_ids):
             footer = dcc.Link(f"Show all {c.size} faces →", href=ui.href(PATH, cluster=c.id), className="card-more")
         cards.append(_group_card(c, tiles, footer))
     return [*cards, ui.pager(PATH, {}, page, total, GROUPS_PER_PAGE)]
 
 
-def _one_group(lib: Library, cluster_id: int, page: int) -> list:
+def _one_group(lib: Library, cluster_id: int, page: int) -> list[ui.Child]:
     cluster = browse.get_cluster(lib, cluster_id)
     back = dcc.Link("← All groups", href=PATH, className="back-link")
     if cluster.size == 0:
@@ -107,8 +111,9 @@ def layout(lib: Library, **query: str) -> html.Div:
     ], className="with-selbar")
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
-    ui.register_autocomplete(app, lib, NAMES, Input({"type": "review-input", "index": ALL}, "value"), Input("review-sel-name", "value"))
+def register(app: Dash, lib: Library) -> None:
+    ui.register_autocomplete(app, lib, NAMES, Input({"type": "review-input", "index": ALL}, "value"),
+                             Input("review-sel-name", "value"))
     ui.register_selection(app, lib, "review", ACTIONS)
 
     @app.callback(*ui.action_outputs(),
@@ -118,11 +123,15 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
                   State({"type": "review-input", "index": ALL}, "value"),
                   State({"type": "review-input", "index": ALL}, "id"),
                   prevent_initial_call=True)
-    def _name(_clicks, _submits, _accepts, values, ids):  # type: ignore[no-untyped-def]
+    def _name(_clicks: list[int | None], _submits: list[int | None], _accepts: list[int | None],
+              values: list[str | None], ids: list[dict[str, Any]]) -> ui.ActionResult:
         if not ui.fired() or not isinstance(ctx.triggered_id, dict):
             return no_update, no_update
-        cluster_id = ctx.triggered_id.get("index")  # checked by the library: an unknown id is a message
+        # as the browser sent it (any JSON value): checked by the library, an unknown id is a message
+        cluster_id: Any = ctx.triggered_id.get("index")
         if ctx.triggered_id["type"] == "review-accept":
             return ui.respond(accept_group_suggestion(lib, cluster_id))
-        by_cluster = {i["index"]: v for i, v in zip(ids, values)}
+        # one id per value in any request Dash makes; a hand-made request with lists of
+        # different lengths names only the pairs it has, as before
+        by_cluster = {i["index"]: v for i, v in zip(ids, values, strict=False)}
         return ui.respond(name_group(lib, cluster_id, by_cluster.get(cluster_id)))

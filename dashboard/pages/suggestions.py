@@ -3,7 +3,10 @@ Reject (R) or Skip (S); the next question appears at once, without reloading the
 so hundreds of faces go by quickly."""
 from __future__ import annotations
 
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from typing import Any, TypeAlias
+
+from dash import Dash, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
+from dash.development.base_component import Component
 
 from organizer import browse, suggestions
 from organizer.db import Library
@@ -16,9 +19,13 @@ PATH = "/suggestions"
 TITLE = "Suggestions"
 #: faces of one question shown as thumbnails (a cluster's suggestion may hold more)
 SHOWN_FACES = 8
+#: the answer callback's outputs: the card, the current and skipped stores, the answer
+#: bar's class, the last answer, the toast and the undo bar's tick
+Answered: TypeAlias = tuple[html.Div | NoUpdate, dict[str, Any] | NoUpdate | None, list[int] | NoUpdate,
+                            str | NoUpdate, html.Span | NoUpdate, html.Div | NoUpdate | None, str | NoUpdate]
 
 
-def current_of(item: suggestions.SuggestionItem | None) -> dict | None:
+def current_of(item: suggestions.SuggestionItem | None) -> dict[str, Any] | None:
     if item is None:
         return None
     return {"face_ids": list(item.face_ids), "person_id": item.person_id, "person_name": item.person_name}
@@ -31,11 +38,13 @@ def render_question(lib: Library, item: suggestions.SuggestionItem | None, remai
                               "Review groups and new suggestions appear here.", ("Review groups", "/review"))
     person = browse.get_person(lib, item.person_id)
     shown = item.face_ids[:SHOWN_FACES]
-    faces = [html.Img(src=ui.thumb_url(fid), alt="", className="q-face", draggable="false") for fid in shown]
+    faces: list[Component] = [html.Img(src=ui.thumb_url(fid), alt="", className="q-face", draggable="false")
+                              for fid in shown]
     if len(item.face_ids) > len(shown):
         faces.append(html.Div(f"+{len(item.face_ids) - len(shown)}", className="q-face q-more"))
     who = ui.avatar(person.cover_face_id, person.name, size="xl")
     pct = max(0.0, min(1.0, float(item.confidence)))
+    data: dict[str, Any] = {"data-faces": ",".join(map(str, item.face_ids)), "data-person": str(item.person_id)}
     return html.Div([
         html.Div([
             html.Div(faces, className="q-faces" + (" single" if len(shown) == 1 else "")),
@@ -47,13 +56,14 @@ def render_question(lib: Library, item: suggestions.SuggestionItem | None, remai
         html.Div([html.Div(className="q-meter-fill", style={"width": f"{pct * 100:.0f}%"})], className="q-meter",
                  title=f"confidence {pct:.0%} (distance {item.distance:.2f})"),
         html.Div(f"{pct:.0%} sure · {ui.faces_text(len(item.face_ids))}"
-                 + (f" · {remaining - 1} more question{'s' if remaining != 2 else ''} after this" if remaining > 1 else ""),
+                 + (f" · {remaining - 1} more question{'s' if remaining != 2 else ''} after this"
+                    if remaining > 1 else ""),
                  className="muted center"),
-    ], className="question", **{"data-faces": ",".join(map(str, item.face_ids)),
-                                "data-person": str(item.person_id)})
+    ], className="question", **data)
 
 
-def answer(lib: Library, action: str, current: dict | None, skipped: list[int]) -> tuple[ui.Feedback | None, list[int]]:
+def answer(lib: Library, action: str, current: dict[str, Any] | None,
+           skipped: list[int]) -> tuple[ui.Feedback | None, list[int]]:
     """Carry out one answer; returns (feedback or None for a skip, faces skipped so far)."""
     if not isinstance(current, dict):
         return ui.Feedback("There is no question to answer.", ok=False), skipped
@@ -67,10 +77,19 @@ def answer(lib: Library, action: str, current: dict | None, skipped: list[int]) 
     n = ui.faces_text(len(ids))
     if action == "skip":
         return None, [*skipped, *ids]
+
+    def accept() -> str:
+        suggestions.accept_suggestion(lib, ids, person_id)
+        return f"Yes: {n} confirmed as {name}."
+
+    def reject() -> str:
+        suggestions.reject_suggestion(lib, ids, person_id)
+        return f"No: {n} not {name}."
+
     if action == "accept":
-        return ui.attempt(lambda: (suggestions.accept_suggestion(lib, ids, person_id), f"Yes: {n} confirmed as {name}.")[1]), skipped
+        return ui.attempt(accept), skipped
     if action == "reject":
-        return ui.attempt(lambda: (suggestions.reject_suggestion(lib, ids, person_id), f"No: {n} not {name}.")[1]), skipped
+        return ui.attempt(reject), skipped
     return ui.Feedback(f"unknown answer {action!r}", ok=False), skipped
 
 
@@ -99,7 +118,7 @@ def layout(lib: Library, **_query: str) -> html.Div:
     ])
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     buttons = ("suggestions-accept", "suggestions-reject", "suggestions-skip")
 
     @app.callback(
@@ -112,7 +131,8 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
         running=[(Output(b, "disabled"), True, False) for b in buttons],
         prevent_initial_call=True,
     )
-    def _answer(_a, _r, _s, current, skipped):  # type: ignore[no-untyped-def]
+    def _answer(_a: int | None, _r: int | None, _s: int | None, current: dict[str, Any] | None,
+                skipped: list[int] | None) -> Answered:
         if not ui.fired():
             return (no_update,) * 7
         action = str(ctx.triggered_id).removeprefix("suggestions-")

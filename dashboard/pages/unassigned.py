@@ -2,7 +2,8 @@
 faces to name them, group them, or mark them "not a face"."""
 from __future__ import annotations
 
-from dash import Input, html
+from dash import Dash, Input, html
+from dash.development.base_component import Component
 
 from organizer import browse
 from organizer.db import Library
@@ -21,7 +22,7 @@ def layout(lib: Library, **query: str) -> html.Div:
     page = ui.clamp_page(ui.page_arg(query), total, FACES_PER_PAGE)
     faces = browse.unassigned_faces(lib, limit=FACES_PER_PAGE, offset=(page - 1) * FACES_PER_PAGE)
     if faces:
-        body: object = ui.face_grid([ui.face_info_tile("unassigned", f, show_person=True) for f in faces])
+        body: Component = ui.face_grid([ui.face_info_tile("unassigned", f, show_person=True) for f in faces])
     else:
         body = ui.empty_state("Nothing left", "Every face has a person (or was marked as not a face).")
     return html.Div([
@@ -35,6 +36,6 @@ def layout(lib: Library, **query: str) -> html.Div:
     ], className="with-selbar")
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     ui.register_autocomplete(app, lib, NAMES, Input("unassigned-sel-name", "value"))
     ui.register_selection(app, lib, "unassigned", ACTIONS)
