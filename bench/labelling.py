@@ -156,7 +156,8 @@ class User:
             name = Counter(self.truth[f] for f in todo).most_common(1)[0][0]
             right = [f for f in stack.face_ids if self.truth.get(f) == name]
             wrong = [f for f in stack.face_ids if f not in right]
-            self.forced(lambda force: labelling.assign_faces(self.lib, right, name, left_out=wrong, force=force))
+            self.forced(lambda force, right=right, name=name, wrong=wrong:
+                        labelling.assign_faces(self.lib, right, name, left_out=wrong, force=force))
             self.act("name stack" if len(stack.face_ids) > 1 else "label one face")
             if wrong:
                 self.act("untick")
@@ -275,10 +276,18 @@ def run(lib: Library, settings: Settings, verbose: bool, ui: str = "batch", cap:
     reclustered = False
     for _ in range(100_000):
         cluster = next_cluster(lib, truth, skip_clusters)
-        if ui == "batch":
-            item = next_batch_question(lib, cap=cap)
-        else:
-            item = next_suggestion(lib)
+        if ui == "batch" and cluster is not None:
+            user.answer_group(*cluster)          # the Review page: every group first
+            continue
+        if ui == "batch" and not reclustered:
+            # every group named: "group again" lets the anchored pass take what is close
+            # to the people just named, before any question is asked
+            cluster_faces(lib, settings=settings)
+            user.act("re-cluster")
+            user.fix_person_pages()
+            reclustered = True
+            continue
+        item = next_batch_question(lib, cap=cap) if ui == "batch" else next_suggestion(lib)
         known = sum(1 for f in item.face_ids if f in truth) if item is not None else 0
         if item is not None and known == 0 and ui == "batch":
             reject_batch(lib, item.person_id, item.face_ids)   # only bystanders: "none of them"
@@ -297,7 +306,7 @@ def run(lib: Library, settings: Settings, verbose: bool, ui: str = "batch", cap:
                 break
             continue
         if cluster is not None and (item is None or sum(1 for f in cluster[1] if f in truth) >= known):
-            (user.answer_group if ui == "batch" else user.answer_cluster_old)(*cluster)
+            user.answer_cluster_old(*cluster)
         elif ui == "batch":
             user.answer_question(item)
         else:
@@ -380,7 +389,7 @@ def main() -> None:
         print(f"set: {src} ({len(folders)} identity folders, profile {args.profile}, ui {args.ui}, "
               f"cap {'none' if args.max_cap else cap})")
         print(f"faces (main face of each photo): {res['faces']}, identities with a face: {res['identities']}")
-        print(f"initial clustering: eps {settings.eps}, min_samples {settings.min_samples}: "
+        print(f"initial clustering: eps {res['initial'].eps}, min_samples {res['initial'].min_samples}: "
               f"pairwise precision {res['precision']:.3f}, recall {res['recall']:.3f}; {res['initial'].summary()}")
         print(f"organizer: {res['actions']} actions = {res['actions'] / base:.3f} actions per face; "
               f"final accuracy {res['accuracy']:.1%}")
@@ -388,7 +397,8 @@ def main() -> None:
         print(f"lower bound (one action per identity): {bound} actions = {bound / base:.3f} per face; "
               f"actions / lower bound = {res['actions'] / max(1, bound):.2f}")
         print(f"baseline (one face at a time): {base} actions = 1.000 actions per face; accuracy 100.0%")
-        print(f"ratio: {res['actions'] / base:.3f} of the baseline's actions ({base / max(1, res['actions']):.1f}x fewer)")
+        fewer = base / max(1, res["actions"])
+        print(f"ratio: {res['actions'] / base:.3f} of the baseline's actions ({fewer:.1f}x fewer)")
         if res["offered"]:
             print("batch questions, share of offered faces that were right, by cap: " + cap_table(res["offered"]))
         print(f"took {res['seconds']:.0f}s")
