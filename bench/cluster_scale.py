@@ -39,6 +39,7 @@ from sqlalchemy import insert, select  # noqa: E402
 
 from organizer.config import Settings  # noqa: E402
 from organizer.db import Library  # noqa: E402
+from organizer.grouping import GroupingRule  # noqa: E402
 from organizer.models import Assignment, Face, Person, Photo  # noqa: E402
 
 
@@ -197,7 +198,7 @@ def main() -> None:
                     help="labelled photo set whose real embeddings seed the synthetic ones")
     ap.add_argument("--db", help="an already scanned library of --set (else it is scanned into a temp dir)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--eps", type=float, default=Settings().eps)
+    ap.add_argument("--eps", type=float, default=GroupingRule().eps, help="the grouping rule's (organizer.grouping)")
     ap.add_argument("--min-samples", type=int, default=Settings().min_samples)
     ap.add_argument("--baseline-max", type=int, default=30_000,
                     help="run the scikit-learn baseline only up to this many faces")

@@ -138,6 +138,13 @@ def dbscan(emb: np.ndarray, eps: float, min_samples: int = 2) -> np.ndarray:
     if len(emb) > SPARSE_GRAPH_MAX:
         return dbscan_streaming(emb, eps, min_samples)
     graph = radius_graph(emb, eps)
+    if min_samples <= 2:
+        # every face with a neighbour is a core point: DBSCAN is the eps-graph's connected
+        # pieces (faces alone are noise), without scikit-learn's per-call overhead, which the
+        # compact rule's many small re-clusterings paid most of their time for
+        _k, comp = connected_components(graph, directed=False)
+        alone = (np.diff(graph.indptr) == 0) & (min_samples == 2)
+        return renumber(np.where(alone, -1, comp))
     return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit(graph).labels_.astype(np.int64)
 
 

@@ -225,7 +225,8 @@ def same_photo_violations(lib: Library) -> tuple[list[int], list[int]]:
             .where(Cluster.run_id.is_not(None), Face.is_face.is_(True))).all())
         owned = Counter(s.execute(select(Face.photo_id, Face.person_id).where(
             Face.person_id.is_not(None), Face.assignment.in_([Assignment.confirmed, Assignment.auto]))).all())
-    return (sorted({p for (p, _c), n in grouped.items() if n > 1}), sorted({p for (p, _q), n in owned.items() if n > 1}))
+    return (sorted({p for (p, _c), n in grouped.items() if n > 1}),
+            sorted({p for (p, _q), n in owned.items() if n > 1}))
 
 
 def test_group_photos_never_get_two_faces_in_one_group_or_on_one_person(group_photos_db: Path,

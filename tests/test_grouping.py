@@ -228,3 +228,19 @@ def pair_scores(labels: np.ndarray, ident: np.ndarray) -> tuple[float, float]:
         same += sum(c * (c - 1) // 2 for c in Counter(names).values())
     together = sum(c * (c - 1) // 2 for c in Counter(n for n in ident if n is not None).values())
     return (same / grouped if grouped else 1.0), (same / together if together else 1.0)
+
+
+@pytest.mark.parametrize("min_samples", [1, 2, 3])
+def test_dbscan_is_scikit_learns_dbscan(min_samples: int) -> None:
+    from sklearn.cluster import DBSCAN
+
+    from organizer.grouping import radius_graph, renumber
+
+    rng = np.random.default_rng(min_samples)
+    centres = rng.normal(0, 0.5 / np.sqrt(DIM), (30, DIM))
+    x = (centres[rng.integers(0, 30, 600)] + rng.normal(0, 0.22 / np.sqrt(DIM), (600, DIM))).astype(np.float32)
+    x = np.concatenate([x, 5 + x[:3]])  # a few faces far from everyone: noise unless min_samples is 1
+    theirs = DBSCAN(eps=0.4, min_samples=min_samples, metric="precomputed").fit(radius_graph(x, 0.4)).labels_
+    ours = dbscan(x, 0.4, min_samples)
+    assert ours.max() > 5
+    assert np.array_equal(ours, renumber(theirs))
