@@ -5,12 +5,16 @@ to a temp dir, labelled by folder), selects 200 photos of those people (``--any`
 exports each format in a fresh child process so each one's peak memory is its own
 (the child's own peak RSS, and ffmpeg's, reported separately).
 
-Prints, per format: seconds, photos/s, peak memory; for mp4 also the video's length and
-how many times faster than real time it was made (target: >= 5x); for html the ratio to
-a baseline that only decodes and saves each photo at the same size (the floor for any
-html export).
+Prints, per format: seconds, photos/s, peak memory; for mp4 also the video's length, how
+many times faster than real time it was made (target: >= 5x), its size, and how the CPU
+time splits between rendering the stills (Python) and zooming + encoding them (ffmpeg);
+for html the ratio to a baseline that only decodes and saves each photo at the same size
+(the floor for any html export). The mp4 is also made with x264's superfast defaults
+(the settings before issue 15, ``X264_PARAMS`` empty) in the same run, and the ratios
+of the two are printed: the CPU is shared, so compare within one run.
 
     python bench/slideshow.py [--photos 200] [--size 1280x720] [--seconds 4] [--keep DIR]
+                              [--formats folder,html,mp4] [--no-big] [--no-baseline]
 """
 from __future__ import annotations
 
@@ -85,11 +89,20 @@ def export_child(args: argparse.Namespace) -> None:
         me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
-    t0, c0 = time.perf_counter(), cpu()
+    def own_cpu() -> float:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return me.ru_utime + me.ru_stime
+
+    if args.x264_params is not None:
+        slideshow.X264_PARAMS = args.x264_params
+    t0, c0, p0 = time.perf_counter(), cpu(), own_cpu()
     report = slideshow.export_slideshow(selection, args.out, args.format, size=args.size, seconds=args.seconds)
-    elapsed, cpu_s = time.perf_counter() - t0, cpu() - c0
+    elapsed, cpu_s, python_s = time.perf_counter() - t0, cpu() - c0, own_cpu() - p0
+    out = Path(args.out)
+    size = out.stat().st_size if out.is_file() else sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(json.dumps({
-        "seconds": elapsed, "cpu_seconds": cpu_s, "photos": report.photos, "video_seconds": report.seconds,
+        "seconds": elapsed, "cpu_seconds": cpu_s, "python_cpu_seconds": python_s, "bytes": size,
+        "photos": report.photos, "video_seconds": report.seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }))
@@ -139,6 +152,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--formats", default="folder,html,mp4")
     ap.add_argument("--no-big", action="store_true", help="skip the phone-size originals runs")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the mp4 run with x264's superfast defaults")
+    ap.add_argument("--x264-params", help=argparse.SUPPRESS)
     ap.add_argument("--keep", type=Path, help="keep the exports in this folder")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -159,31 +174,56 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s ({os.cpu_count()} cores)")
         out_root = args.keep or work / "out"
         out_root.mkdir(parents=True, exist_ok=True)
-        runs = [(fmt, names, args.photos) for fmt in args.formats.split(",")]
+        # (format, people, photos, x264 params: None = the export's own, "" = superfast's defaults)
+        runs: list[tuple[str, list[str], int, str | None]] = []
+        for fmt in args.formats.split(","):
+            if fmt == "mp4" and not args.no_baseline:
+                runs.append((fmt, names, args.photos, ""))
+            runs.append((fmt, names, args.photos, None))
         if not args.no_big:
-            runs += [(fmt, ["__big__"], len(BIG)) for fmt in ("html", "mp4") if fmt in args.formats]
-        for fmt, who, count in runs:
+            for fmt in ("html", "mp4"):
+                if fmt in args.formats:
+                    if fmt == "mp4" and not args.no_baseline:
+                        runs.append((fmt, ["__big__"], len(BIG), ""))
+                    runs.append((fmt, ["__big__"], len(BIG), None))
+        baselines: dict[tuple[str, ...], dict] = {}
+        for fmt, who, count, params in runs:
             label = fmt if who == names else f"{fmt} ({count} phone-size originals, 3-16 MP JPEG/HEIC)"
-            out = out_root / (f"show-{len(who)}.{fmt}" if fmt == "mp4" else f"show-{fmt}-{len(who)}")
+            if params == "":
+                label += " [x264 superfast defaults, before #15]"
+            tag = "-base" if params == "" else ""
+            out = out_root / (f"show-{len(who)}{tag}.{fmt}" if fmt == "mp4" else f"show-{fmt}-{len(who)}")
             if out.exists():
                 shutil.rmtree(out) if out.is_dir() else out.unlink()
             cmd = [sys.executable, __file__, "--child", "--db", db, "--format", fmt, "--out", str(out),
                    "--photos", str(count), "--seconds", str(args.seconds), "--names", *who]
             if args.size:
                 cmd += ["--size", args.size]
+            if params is not None:
+                cmd += [f"--x264-params={params}"]
             res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             if res.returncode != 0:
                 print(f"{label}: FAILED\n{res.stderr[-2000:]}")
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
-            line = (f"{label:6s}: {r['photos']} photos in {r['seconds']:.1f} s ({r['photos'] / r['seconds']:.0f} photos/s), "
-                    f"peak memory {r['peak_rss_mb']:.0f} MB")
+            line = (f"{label:6s}: {r['photos']} photos in {r['seconds']:.1f} s "
+                    f"({r['photos'] / r['seconds']:.0f} photos/s), peak memory {r['peak_rss_mb']:.0f} MB")
             if fmt == "mp4":
                 line += (f" (+ ffmpeg {r['children_peak_rss_mb']:.0f} MB); {r['video_seconds']:.0f} s of video "
                          f"= {r['video_seconds'] / r['seconds']:.1f}x faster than real time (target >= 5x); "
                          f"CPU time {r['cpu_seconds']:.0f} s (python + ffmpeg), i.e. "
                          f"{r['video_seconds'] / (r['cpu_seconds'] / 2):.1f}x real time on 2 idle cores "
-                         f"(load average now {os.getloadavg()[0]:.1f})")
+                         f"(load average now {os.getloadavg()[0]:.1f}); stills rendered in Python "
+                         f"{r['python_cpu_seconds']:.1f} s CPU, ffmpeg (zoom + x264) "
+                         f"{r['cpu_seconds'] - r['python_cpu_seconds']:.0f} s; file {r['bytes'] / 1e6:.1f} MB "
+                         f"({r['bytes'] * 8 / 1000 / r['video_seconds']:.0f} kbit/s)")
+                if params == "":
+                    baselines[tuple(who)] = r
+                elif tuple(who) in baselines:
+                    b = baselines[tuple(who)]
+                    line += (f"\n    vs superfast defaults in this run: {b['seconds'] / r['seconds']:.2f}x faster "
+                             f"(wall), {b['cpu_seconds'] / r['cpu_seconds']:.2f}x less CPU, "
+                             f"file {r['bytes'] / b['bytes']:.3f}x the bytes")
             if fmt == "html" and who == names:
                 base = html_baseline(db, names, args.photos, args.size or "")
                 line += f"; plain Pillow decode+fit+save baseline {base:.1f} s, ratio {r['seconds'] / base:.2f}"

@@ -246,7 +246,7 @@ class JobRunner:
         if self.running(kind) is not None:
             raise JobRunning(kind.busy)
 
-    def start(self, kind: JobKind, work: Callable[[Job[T]], T], *, label: str = "", total: int = 0,
+    def start(self, kind: JobKind, work: Callable[[Progress], T], *, label: str = "", total: int = 0,
               describe: Callable[[T], str] | None = None, discard: Callable[[], None] | None = None) -> Job[T]:
         """Run ``work(job)`` in a background thread; returns the job at once."""
         job: Job[T] = Job(uuid.uuid4().hex, kind, label, total=total, discard=discard)
@@ -256,7 +256,12 @@ class JobRunner:
             self._jobs[job.id] = job
         thread = threading.Thread(target=self._run, args=(job, work, describe),
                                   name=f"{kind.key}-{job.id[:8]}", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:   # no thread to be had: the job never ran, it must not look running
+            with self._lock:
+                del self._jobs[job.id]
+            raise
         return job
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job[Any]:
@@ -278,7 +283,7 @@ class JobRunner:
         job.cancel()
         return True
 
-    def _run(self, job: Job[T], work: Callable[[Job[T]], T], describe: Callable[[T], str] | None) -> None:
+    def _run(self, job: Job[T], work: Callable[[Progress], T], describe: Callable[[T], str] | None) -> None:
         state, message, result = "failed", "", None
         try:
             result = work(job)

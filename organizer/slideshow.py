@@ -68,6 +68,13 @@ MAX_ZOOM = 1.12
 #: (subme, partitions, bframes) saved CPU only by growing the file 40-75%.
 X264_PRESET = "superfast"
 X264_CRF = 21
+#: superfast's choices that buy nothing on a segment of one slow zoom: no scene cut can
+#: occur inside it (scenecut=0), nor a fade (weightp=0), and the adaptive B-frame decision
+#: (b-adapt=0; superfast's 3 B-frames are kept) always picks the same run of three on a
+#: smooth zoom. Measured on 720p segments: 19-20% less CPU time, files 0-3% smaller, PSNR
+#: within 0.03 dB of superfast's defaults. (bframes=5 on top: a further 8% CPU and 12%
+#: smaller files, but 0.15 dB lower PSNR on detailed photos, so not taken.)
+X264_PARAMS = "b-adapt=0:weightp=0:scenecut=0"
 #: ffmpeg processes encoding photos at once, one thread each. One single-threaded encoder
 #: per core beats one encoder with a thread per core: 4 photos took 3.7 s instead of 5.2 s
 #: on 2 cores (same bytes out), since x264's frame threads and the zoom filter wait on
@@ -1040,8 +1047,8 @@ def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, 
             full = _full_size(slide)
             try:
                 if full is None:
-                    full = open_image(slide.file, max_size=64)
-                    full = (full.width, full.height)
+                    probe = open_image(slide.file, max_size=64)   # the original's size, decoded small
+                    full = (probe.width, probe.height)
                 start = focus_crop(full[0], full[1], w / h, slide.focus)
                 zoom, px, py = ken_burns(start, slide.focus)
                 # the still carries enough pixels for the most zoomed frame
@@ -1061,6 +1068,7 @@ def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, 
                    "-vf", _zoom_filter(w, h, src_w, src_h, zoom, fx, fy, frames),
                    "-frames:v", str(frames), "-threads", "1", "-filter_threads", "1",
                    "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF),
+                   *(["-x264-params", X264_PARAMS] if X264_PARAMS else []),
                    "-pix_fmt", "yuv420p", "-r", str(FPS), "-video_track_timescale", str(FPS * 512), str(seg)]
             data = still.tobytes()
             del still

@@ -129,3 +129,61 @@ def test_the_synchronous_regroup_goes_through_a_runner_too(tmp_path: Path) -> No
         assert job is not None and job.state == "done" and job.done == job.total == 4
     finally:
         lib.close()
+
+
+def _chromium():  # type: ignore[no-untyped-def]
+    chrome, chromedriver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chrome.exists() and chromedriver.exists()):
+        pytest.skip("needs Debian's /usr/bin/chromium and /usr/bin/chromedriver for the browser test")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chrome)
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-dev-shm-usage", "--window-size=1280,860"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(str(chromedriver)), options=options)
+
+
+@pytest.mark.browser
+def test_group_again_in_chromium(site) -> None:  # type: ignore[no-untyped-def]
+    """In a real browser: a page opened while a regrouping runs shows its progress with the
+    button disabled; the end is a toast and the counts are drawn again; the button then
+    starts a new regrouping that ends the same way."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    client, lib, runner, _app = site
+    runs = _runs(lib)
+    gate = Gate()
+    held = runner.start(status.REGROUP, lambda p: jobs.cluster_job(lib)(gate.wrap(p)), total=4)
+    gate.wait_step()
+    driver = _chromium()
+
+    def grouped_toast(d) -> str | None:  # type: ignore[no-untyped-def]
+        texts = [t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-ok")]
+        return next((t for t in texts if "Grouped" in t), None)
+
+    try:
+        # the page is drawn again after a regrouping: an element found a moment ago may be gone
+        wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+        driver.get(f"{client.base}/status")
+        running = wait.until(lambda d: [e.text for e in d.find_elements(By.ID, "status-regroup-running")])[0]
+        assert "step 1 of 4" in running
+        assert not driver.find_element(By.ID, "status-regroup").is_enabled()
+        gate.release(20)
+        toast = wait.until(grouped_toast)
+        assert "faces into" in toast and runner.get(held.id).state == "done"
+        wait.until(lambda d: not d.find_elements(By.ID, "status-regroup-running"))
+        wait.until(lambda d: all(b.is_enabled() for b in d.find_elements(By.ID, "status-regroup")))
+        assert _runs(lib) == runs + 1
+        for close in driver.find_elements(By.CSS_SELECTOR, ".toast-close"):
+            close.click()
+        wait.until(lambda d: grouped_toast(d) is None)
+        driver.find_element(By.ID, "status-regroup").click()
+        wait.until(grouped_toast)
+        wait.until(lambda _d: _runs(lib) == runs + 2)
+    finally:
+        driver.quit()

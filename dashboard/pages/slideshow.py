@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from dash import Input, Output, State, dcc, html, no_update
+from dash.development.base_component import Component
 from flask import abort, send_file
 
 from organizer import browse, jobs, slideshow
@@ -187,7 +188,7 @@ def preview(lib: Library, options: dict) -> html.Div:
 
 # --- page -------------------------------------------------------------------------------------
 
-def _field(label: str, control: object) -> html.Label:
+def _field(label: str, control: Component) -> html.Label:
     return html.Label([html.Span(label, className="field-label"), control], className="field")
 
 
@@ -224,7 +225,7 @@ def layout(lib: Library, person: str = "", **_query: str) -> html.Div:
         ], className="field-row"),
         html.Div([
             html.Button("Export", id="slideshow-export", n_clicks=0, className="btn btn-primary"),
-            html.Div(id="slideshow-status", **{"aria-live": "polite"}),
+            html.Div(id="slideshow-status", role="status"),   # read out as it changes (aria-live polite)
         ], className="tools-row"),
         dcc.Store(id="slideshow-job", data=None),
         dcc.Interval(id="slideshow-tick", interval=700, disabled=True),

@@ -88,7 +88,7 @@ def layout(lib: Library, **_query: str) -> html.Div:
         rows = [html.Tr([html.Td(path, className="mono"), html.Td(reason)]) for path, reason in failures]
         more = (html.P(f"Showing {len(failures)} of {st.photos_failed}; `organizer stats --failed` lists all.",
                        className="muted") if st.photos_failed > len(failures) else None)
-        failed: object = html.Div([
+        failed: html.Div | html.P = html.Div([
             html.Table([html.Thead(html.Tr([html.Th("file"), html.Th("why it could not be read")])),
                         html.Tbody(rows)], className="table", id="status-failures"), more])
     else:
