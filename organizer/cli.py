@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import config
 from .config import Settings
@@ -37,7 +37,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line in one line (and exit code 2)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
@@ -66,13 +66,13 @@ def _add_setting(p: argparse.ArgumentParser, name: str) -> None:
     """The flag of the setting ``name``, typed, ranged and described by its declaration."""
     spec = config.spec(name)
     assert spec.flag, name
-    extra: dict[str, object] = {}
+    extra: dict[str, Any] = {}
     allowed = f"; {spec.parse.allowed()}" if isinstance(spec.parse, config.Number) else ""
     if isinstance(spec.parse, config.Choice):
         extra["choices"] = list(spec.parse.options)  # argparse's own "invalid choice" message
     else:
         extra["type"] = _flag_type(spec.parse)
-    p.add_argument(spec.flag, dest=name, metavar=spec.metavar, **extra,  # type: ignore[arg-type]
+    p.add_argument(spec.flag, dest=name, metavar=spec.metavar, **extra,
                    help=f"{spec.help}{allowed} (default: ${config.env_name(name)} or {config.default_text(name)})")
 
 

@@ -2,7 +2,7 @@
 hidden people behind a toggle."""
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import Dash, Input, Output, dcc, html
 
 from organizer import browse
 from organizer.db import Library
@@ -24,7 +24,7 @@ def people_cards(lib: Library, search: str = "", include_hidden: bool = False) -
         return ui.empty_state("No people yet",
                               "Name a group of faces and the person appears here.", ("Review groups", "/review"))
     cards = [ui.person_card(p) for p in people[:MAX_CARDS]]
-    more = []
+    more: list[html.P] = []
     if len(people) > MAX_CARDS:
         more = [html.P(f"Showing {MAX_CARDS} of {len(people)} people; search to find the others.",
                        className="muted center")]
@@ -55,9 +55,9 @@ def layout(lib: Library, q: str = "", hidden: str = "", **_query: str) -> html.D
     ])
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     @app.callback(Output("people-grid", "children"),
                   Input("people-search", "value"), Input("people-hidden", "value"),
                   prevent_initial_call=True)
-    def _search(search, hidden):  # type: ignore[no-untyped-def]
+    def _search(search: str | None, hidden: list[str] | None) -> html.Div:
         return people_cards(lib, search or "", "hidden" in (hidden or []))

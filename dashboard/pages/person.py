@@ -2,7 +2,8 @@
 own settings: rename, merge into someone else, hide, cover picture, birth date."""
 from __future__ import annotations
 
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
+from dash.development.base_component import Component
 
 from organizer import browse, labelling
 from organizer.db import Library
@@ -59,7 +60,7 @@ def save_birth_date(lib: Library, person_id: int, text: str | None) -> ui.Feedba
 # --- layout ----------------------------------------------------------------------------------------
 
 def _settings(p: browse.PersonSummary) -> html.Details:
-    def row(label: str, *controls: object) -> html.Div:
+    def row(label: str, *controls: Component) -> html.Div:
         return html.Div([html.Label(label, className="field-label"), html.Div(list(controls), className="field")],
                         className="field-row")
 
@@ -104,7 +105,7 @@ def layout(lib: Library, **query: str) -> html.Div:
                  className="page-title"),
     ], className="person-header")
     if faces:
-        body: object = ui.face_grid([ui.face_info_tile("person", f) for f in faces])
+        body: Component = ui.face_grid([ui.face_info_tile("person", f) for f in faces])
     else:
         body = ui.empty_state("No faces", f"{p.name} has no faces right now.")
     return html.Div([
@@ -119,7 +120,7 @@ def layout(lib: Library, **query: str) -> html.Div:
     ], className="with-selbar")
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     ui.register_autocomplete(app, lib, NAMES, Input("person-merge-input", "value"), Input("person-sel-name", "value"))
     ui.register_selection(app, lib, "person", ACTIONS, context_id="person-context")
 
@@ -130,7 +131,9 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
                   State("person-context", "data"), State("person-rename-input", "value"),
                   State("person-birth-input", "value"),
                   prevent_initial_call=True)
-    def _edit(_r, _rs, _b, _bs, _h, person_id, new_name, birth):  # type: ignore[no-untyped-def]
+    def _edit(_r: int | None, _rs: int | None, _b: int | None, _bs: int | None, _h: int | None,
+              person_id: int, new_name: str | None, birth: str | None) -> ui.ActionResult:
+        # person_id: the person-context store, which holds the page's person id (checked by the library)
         if not ui.fired():
             return no_update, no_update
         trigger = ctx.triggered_id
@@ -144,7 +147,8 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
                   Input("person-merge", "n_clicks"), Input("person-merge-input", "n_submit"),
                   State("person-context", "data"), State("person-merge-input", "value"),
                   prevent_initial_call=True)
-    def _merge(_m, _ms, person_id, target):  # type: ignore[no-untyped-def]
+    def _merge(_m: int | None, _ms: int | None, person_id: int,
+               target: str | None) -> tuple[html.Div | NoUpdate | None, str | NoUpdate, str | NoUpdate]:
         if not ui.fired():
             return no_update, no_update, no_update
         fb = merge_into(lib, person_id, target)

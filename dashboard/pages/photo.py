@@ -2,7 +2,8 @@
 who that face is: name it, say it is not that person, or that it is not a face."""
 from __future__ import annotations
 
-from dash import Input, State, dcc, html, no_update
+from dash import Dash, Input, State, dcc, html, no_update
+from dash.development.base_component import Component
 
 from organizer import browse
 from organizer.db import Library
@@ -42,14 +43,15 @@ def _panel(lib: Library, photo: browse.PhotoInfo, faces: list[browse.FaceInfo], 
     info = [html.Div(photo.path, className="photo-path")]
     if photo.taken_at:
         info.append(html.Div(photo.taken_at.strftime("%d %B %Y, %H:%M"), className="muted"))
-    parts: list = [html.Div(info, className="photo-info")]
+    parts: list[Component] = [html.Div(info, className="photo-info")]
     if chosen is None:
-        parts.append(html.P("Click a face in the photo to fix who it is." if faces else "No faces were found in this photo.",
-                            className="muted"))
+        parts.append(html.P("Click a face in the photo to fix who it is." if faces
+                            else "No faces were found in this photo.", className="muted"))
     else:
         owned = chosen.person_name is not None and chosen.assignment in ("confirmed", "auto")
-        current = chosen.person_name if owned else "Nobody yet"
-        actions: list = [html.Button("Not a face", id="photo-notface", n_clicks=0, className="btn btn-danger btn-sm")]
+        current = chosen.person_name if owned and chosen.person_name is not None else "Nobody yet"
+        actions: list[Component] = [html.Button("Not a face", id="photo-notface", n_clicks=0,
+                                                className="btn btn-danger btn-sm")]
         if owned:
             actions.insert(0, html.Button(f"Not {chosen.person_name}", id="photo-remove", n_clicks=0,
                                           className="btn btn-light btn-sm"))
@@ -66,7 +68,7 @@ def _panel(lib: Library, photo: browse.PhotoInfo, faces: list[browse.FaceInfo], 
             html.Div(actions, className="panel-actions"),
             dcc.Store(id="photo-face", data=chosen.id),
         ], className="panel-card"))
-    chips = []
+    chips: list[dcc.Link] = []
     for f in faces:
         label = f.person_name if f.person_name and f.assignment in ("confirmed", "auto") else "Unknown"
         chips.append(dcc.Link([html.Img(src=ui.thumb_url(f.id), alt=""), html.Span(label)],
@@ -85,7 +87,7 @@ def layout(lib: Library, **query: str) -> html.Div:
     face_id = ui.int_arg(query, "face")
     photo, faces = browse.photo_faces(lib, photo_id)
     if photo.status == "error":
-        stage: object = ui.empty_state("This photo cannot be shown", photo.error or "it could not be read")
+        stage: Component = ui.empty_state("This photo cannot be shown", photo.error or "it could not be read")
     else:
         # the stage has the photo's aspect ratio, so the boxes (in % of the photo) stay on
         # the faces at any size, and small photos are shown big enough to see the faces
@@ -93,7 +95,8 @@ def layout(lib: Library, **query: str) -> html.Div:
         stage = html.Div([
             html.Img(src=ui.photo_url(photo.id), alt=photo.path, className="photo-img"),
             *[_box(photo, f, f.id == face_id) for f in faces],
-        ], className="photo-stage", style={"aspectRatio": f"{w} / {h}", "width": f"min(100%, calc(74vh * {w / h:.4f}))"})
+        ], className="photo-stage",
+            style={"aspectRatio": f"{w} / {h}", "width": f"min(100%, calc(74vh * {w / h:.4f}))"})
     return html.Div([
         ui.names_datalist(NAMES),
         html.Div([html.Div(stage, className="photo-main"), _panel(lib, photo, faces, face_id)],
@@ -101,27 +104,28 @@ def layout(lib: Library, **query: str) -> html.Div:
     ])
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     ui.register_autocomplete(app, lib, NAMES, Input("photo-name-input", "value"))
     @app.callback(*ui.action_outputs(),
                   Input("photo-name", "n_clicks"), Input("photo-name-input", "n_submit"),
                   State("photo-face", "data"), State("photo-name-input", "value"),
                   prevent_initial_call=True)
-    def _name(_c, _s, face_id, name):  # type: ignore[no-untyped-def]
+    def _name(_c: int | None, _s: int | None, face_id: int, name: str | None) -> ui.ActionResult:
+        # face_id: the photo-face store, which holds the chosen face's id (checked by the library)
         if not ui.fired():
             return no_update, no_update
         return ui.respond(fix_face(lib, "name", face_id, name))
 
     @app.callback(*ui.action_outputs(), Input("photo-notface", "n_clicks"), State("photo-face", "data"),
                   prevent_initial_call=True)
-    def _not_face(_c, face_id):  # type: ignore[no-untyped-def]
+    def _not_face(_c: int | None, face_id: int) -> ui.ActionResult:
         if not ui.fired():
             return no_update, no_update
         return ui.respond(fix_face(lib, "notface", face_id))
 
     @app.callback(*ui.action_outputs(), Input("photo-remove", "n_clicks"), State("photo-face", "data"),
                   prevent_initial_call=True)
-    def _remove(_c, face_id):  # type: ignore[no-untyped-def]
+    def _remove(_c: int | None, face_id: int) -> ui.ActionResult:
         if not ui.fired():
             return no_update, no_update
         return ui.respond(fix_face(lib, "remove", face_id))

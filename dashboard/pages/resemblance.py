@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html
+from dash.development.base_component import Component
 
 from organizer import browse, resemblance
 from organizer.db import Library
@@ -29,7 +31,7 @@ def _alert(message: str) -> html.Div:
                     className="toast toast-error resemblance-alert", role="alert")
 
 
-def _people_options(lib: Library) -> list[dict]:
+def _people_options(lib: Library) -> list[dict[str, str | int]]:
     return [{"label": f"{p.name} ({ui.faces_text(p.face_count)})", "value": p.id}
             for p in browse.list_people(lib, include_hidden=True)]
 
@@ -53,9 +55,10 @@ def score_figure(result: resemblance.ResemblanceResult) -> go.Figure:
     return fig
 
 
-def _evidence_row(result: resemblance.ResemblanceResult, c: resemblance.CandidateScore) -> html.Div:
-    pairs = []
+def _evidence_row(result: resemblance.ResemblanceResult, c: resemblance.CandidateScore) -> html.Section:
+    pairs: list[html.Figure] = []
     for e in c.evidence:
+        data: dict[str, Any] = {"data-child-face": e.child_face_id, "data-candidate-face": e.candidate_face_id}
         ages = (f" · ages {e.child_age:g} / {e.candidate_age:g}"
                 if e.child_age is not None and e.candidate_age is not None else "")
         pairs.append(html.Figure([
@@ -66,14 +69,15 @@ def _evidence_row(result: resemblance.ResemblanceResult, c: resemblance.Candidat
                          href=ui.href("/photo", id=e.candidate_photo_id, face=e.candidate_face_id)),
             ], className="pair-images"),
             html.Figcaption(f"distance {e.distance:.3f}{ages}"),
-        ], className="evidence-pair", **{"data-child-face": e.child_face_id, "data-candidate-face": e.candidate_face_id}))
+        ], className="evidence-pair", **data))
     facts = (f"#{c.rank} {c.name}: score {c.score:.0f} (95% {c.low:.0f} to {c.high:.0f}), more alike than "
              f"{c.percentile:.0f}% of unrelated pairs, first in {c.p_best * 100:.0f}% of resamples; "
              f"{c.child_faces} × {c.candidate_faces} faces{' at matching ages' if c.age_matched else ''}")
-    children: list = [html.H3(facts)]
+    children: list[Component] = [html.H3(facts)]
     if c.note:
         children.append(html.P(c.note, className="muted"))
-    children.append(html.Div(pairs, className="evidence-pairs") if pairs else html.P("no pairs to show", className="muted"))
+    children.append(html.Div(pairs, className="evidence-pairs") if pairs
+                    else html.P("no pairs to show", className="muted"))
     return html.Section(children, className="evidence-candidate", id=f"resemblance-evidence-{c.person_id}")
 
 
@@ -91,7 +95,8 @@ def render_result(result: resemblance.ResemblanceResult) -> html.Div:
     ], id="resemblance-result")
 
 
-def compare(lib: Library, child: int | str | None, candidates: list | None, age_matched: bool) -> html.Div:
+def compare(lib: Library, child: int | str | None, candidates: list[int | str] | int | str | None,
+            age_matched: bool) -> html.Div:
     """What the Compare button shows: the result, or a clear message (nothing is changed)."""
     try:
         if child in (None, ""):
@@ -116,7 +121,7 @@ def _picked(lib: Library, text: str) -> int | str:
 
 
 def render_lookalike(result: resemblance.LookalikeResult) -> html.Div:
-    rows = []
+    rows: list[html.Div] = []
     for f in result.faces:
         if f.nobody_close:
             near = (f" Nearest: {f.matches[0].name} at distance {f.matches[0].distance:.2f} "
@@ -169,8 +174,8 @@ def layout(lib: Library, child: str = "", to: str = "", age: str = "", **_query:
         html.Button("Compare", id="resemblance-go", n_clicks=0, className="btn btn-primary"),
     ], className="resemblance-controls")
     if not options:
-        body: object = ui.empty_state("No people yet", "Name some people first, then compare them here.",
-                                      ("Review groups", "/review"))
+        body: Component = ui.empty_state("No people yet", "Name some people first, then compare them here.",
+                                         ("Review groups", "/review"))
     else:
         body = dcc.Loading(html.Div(initial, id="resemblance-output"))
     upload = html.Section([
@@ -189,14 +194,15 @@ def layout(lib: Library, child: str = "", to: str = "", age: str = "", **_query:
     ])
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     @app.callback(Output("resemblance-output", "children"), Input("resemblance-go", "n_clicks"),
                   State("resemblance-child", "value"), State("resemblance-candidates", "value"),
                   State("resemblance-age", "value"), prevent_initial_call=True)
-    def _compare(_n, child, candidates, age):  # type: ignore[no-untyped-def]
+    def _compare(_n: int | None, child: int | str | None, candidates: list[int | str] | None,
+                 age: list[str] | None) -> html.Div:
         return compare(lib, child, candidates, "age" in (age or []))
 
     @app.callback(Output("resemblance-lookalike", "children"), Input("resemblance-upload", "contents"),
                   State("resemblance-upload", "filename"), prevent_initial_call=True)
-    def _upload(contents, filename):  # type: ignore[no-untyped-def]
+    def _upload(contents: str | None, filename: str | None) -> html.Div | None:
         return lookalike_upload(lib, contents, filename)
