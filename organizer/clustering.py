@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -105,8 +105,6 @@ CHILD_AGE = 16
 CHILD_WINDOW_YEARS = 3
 #: ... and auto-assigned only with this many times the usual margin (README: how chosen)
 CHILD_MARGIN_FACTOR = 1.5
-#: the settings' own default eps (see :func:`_rule_for`)
-_SETTINGS_DEFAULT_EPS = next(f.default for f in fields(Settings) if f.name == "eps")
 
 
 @dataclass
@@ -487,12 +485,11 @@ def apply_rules(scores: dict[int, dict[int, float]], children: dict[tuple[int, i
 
 
 def _rule_for(eps: float | None, min_samples: int | None, settings: Settings) -> GroupingRule:
-    """The grouping rule with the caller's eps / min_samples. Until the settings' default eps
-    is the rule's, the settings' untouched default means the rule's eps (an explicit eps,
-    from ``--eps`` or ``ORGANIZER_EPS`` other than that default, is used as given)."""
+    """The grouping rule with the caller's eps / min_samples (the settings' default eps is
+    the rule's own)."""
     base = GroupingRule()
     if eps is None:
-        eps = base.eps if settings.eps == _SETTINGS_DEFAULT_EPS else settings.eps
+        eps = settings.eps
     min_samples = settings.min_samples if min_samples is None else min_samples
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 2:
         raise InvalidRequest("eps must be a number between 0 and 2")

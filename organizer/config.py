@@ -212,10 +212,11 @@ class Settings:
     thumb_size: int = _setting(128, Spec(Number(32, 1024), "side of the stored face thumbnails, in pixels"))
 
     # --- clustering ------------------------------------------------------------------
-    #: DBSCAN radius on 128-d dlib embeddings (see README: measured on lfw-dev); distances
-    #: between dlib embeddings stay below 2, so a larger radius is one group of everyone
-    eps: float = _setting(0.40, Spec(Number(0, 2, kind=float, low_open=True),
-                                     "DBSCAN radius (measured on lfw-dev; smaller = stricter groups)",
+    #: DBSCAN radius of the compact grouping rule (``organizer.grouping.GroupingRule.eps``;
+    #: see README: measured on lfw-dev); distances between dlib embeddings stay below 2
+    eps: float = _setting(0.42, Spec(Number(0, 2, kind=float, low_open=True),
+                                     "DBSCAN radius of the compact grouping rule (measured on lfw-dev; "
+                                     "smaller = stricter groups)",
                                      flag="--eps"))
     min_samples: int = _setting(2, Spec(Number(1), "faces needed to start a group", flag="--min-samples"))
 
