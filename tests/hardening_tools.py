@@ -413,6 +413,22 @@ def _extra_lfw(dst: Path, skip: set[str], count: int) -> int:
     return copied
 
 
+def _deal_faces(faces: list[tuple[int, int]], users: int, per_user: int,
+                kinds: tuple[str, ...]) -> dict[int, list[tuple[str, tuple[int, int]]]]:
+    """Each user's faces, never two of one photo: one person per photo is a rule of the
+    library, so a user naming two faces of a photo after the same person is refused."""
+    hands: dict[int, list[tuple[int, int]]] = {u: [] for u in range(users)}
+    for face in faces:
+        for u in range(users):
+            hand = hands[u]
+            if len(hand) < per_user and all(photo != face[1] for _, photo in hand):
+                hand.append(face)
+                break
+    if any(len(h) < per_user for h in hands.values()):
+        raise ValueError(f"the library has too few faces in distinct photos for {users} x {per_user} actions")
+    return {u: [(kinds[k % len(kinds)], f) for k, f in enumerate(h)] for u, h in hands.items()}
+
+
 def run_load_test(src_root: Path, src_db: Path, work: Path, *, users: int = 10, actions_per_user: int = 6,
                   extra_photos: int = 30, deadline_s: float = 300.0) -> LoadReport:
     """``users`` threads, each with its own HTTP session, click label actions (name faces
@@ -442,7 +458,7 @@ def run_load_test(src_root: Path, src_db: Path, work: Path, *, users: int = 10, 
     report = LoadReport(users=users, scan_photos=new)
     start_photos = committed_photos(db)
     kinds = ("assign", "photo-name", "notface")
-    plan = {u: [(kinds[k % 3], faces[u * actions_per_user + k]) for k in range(actions_per_user)] for u in range(users)}
+    plan = _deal_faces(faces, users, actions_per_user, kinds)
     lock = threading.Lock()
     env = {**os.environ, "ORGANIZER_BATCH_SIZE": "1", "ORGANIZER_WORKERS": "1"}
     with DashboardServer(db) as server:
