@@ -10,7 +10,7 @@ ever touch machine decisions: anything the user said (``confirmed``, a rejection
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 from sqlalchemy import (
@@ -40,7 +40,7 @@ NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -83,13 +83,17 @@ class Photo(Base):
     #: capture time: EXIF DateTimeOriginal, else the file's modification time
     taken_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     taken_at_source: Mapped[str | None] = mapped_column(String(16))  # "exif" | "file"
-    status: Mapped[PhotoStatus] = mapped_column(Enum(PhotoStatus, native_enum=False, length=16), default=PhotoStatus.ok, index=True)
+    status: Mapped[PhotoStatus] = mapped_column(
+        Enum(PhotoStatus, native_enum=False, length=16), default=PhotoStatus.ok, index=True
+    )
     error: Mapped[str | None] = mapped_column(Text)
     scanned_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     #: detector settings used, so a rescan with other settings can tell what to redo
     detector: Mapped[str | None] = mapped_column(String(32))
 
-    faces: Mapped[list["Face"]] = relationship(back_populates="photo", cascade="all, delete-orphan", passive_deletes=True)
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Person(Base):
