@@ -8,6 +8,7 @@ point that takes ids from a user goes through :func:`as_id`.
 from __future__ import annotations
 
 from numbers import Integral
+from typing import TypeGuard
 
 from .errors import InvalidRequest
 
@@ -15,7 +16,7 @@ from .errors import InvalidRequest
 MAX_ID = 2**63 - 1
 
 
-def is_id(value: object) -> bool:
+def is_id(value: object) -> TypeGuard[int]:
     """A Python int (not a bool, float or string) in SQLite's range, 1 or more: a value
     that can be used as a lookup key as it is."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
@@ -29,4 +30,4 @@ def as_id(value: object, what: str = "valid id") -> int:
     if not is_id(value):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise InvalidRequest(f"{shown} is not a {what}")
-    return value  # type: ignore[return-value]
+    return value

@@ -129,8 +129,10 @@ def generate_library(db: str | Path, faces: int = 100_000, *, seed: int = 0, nam
     with lib.engine.begin() as conn:
         conn.execute(insert(ScanRun), [{"root": str(root), "started_at": datetime.now(), "finished_at": datetime.now(),
                                         "settings": {"generated": True}, "report": {}}])
-        run_id = conn.execute(insert(ClusterRun).values(eps=0.4, min_samples=2, faces=faces, clusters=0, noise=0)
-                              ).inserted_primary_key[0]  # type: ignore[index]  # one row, one key
+        run_key = conn.execute(insert(ClusterRun).values(eps=0.4, min_samples=2, faces=faces, clusters=0, noise=0)
+                               ).inserted_primary_key
+        assert run_key is not None  # one row inserted, so one key
+        run_id = run_key[0]
         photo_rows = []
         for pid in range(1, n_photos + 1):
             taken = start + timedelta(minutes=int(rng.integers(0, 20 * 365 * 24 * 60)))
@@ -151,7 +153,8 @@ def generate_library(db: str | Path, faces: int = 100_000, *, seed: int = 0, nam
         used: set[str] = set()
         people_rows = []
         for ident in range(n_named):
-            name = f"{FIRST_NAMES[ident % len(FIRST_NAMES)]} {LAST_NAMES[(ident // len(FIRST_NAMES)) % len(LAST_NAMES)]}"
+            first = FIRST_NAMES[ident % len(FIRST_NAMES)]
+            name = f"{first} {LAST_NAMES[(ident // len(FIRST_NAMES)) % len(LAST_NAMES)]}"
             if name in used:
                 name = f"{name} {ident}"
             used.add(name)
