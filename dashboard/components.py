@@ -26,6 +26,7 @@ from organizer import browse, labelling
 from organizer.db import Library
 from organizer.errors import InvalidRequest, OrganizerError
 from organizer.ids import MAX_ID, as_id
+from organizer.labelling import SamePhotoConflict
 from organizer.queries import faces_text as faces_text  # pages count faces as the library does
 from organizer.queries import normalise_name
 
@@ -40,6 +41,10 @@ Child: TypeAlias = Component | str | int | float | None
 Children: TypeAlias = Child | Sequence[Child]
 #: what an action callback returns for :func:`action_outputs`: the toast, the refresh token
 ActionResult: TypeAlias = tuple[html.Div | NoUpdate | None, str | NoUpdate]
+#: an action that may ask "Do it anyway?" (:func:`confirm_outputs`): the toast, the refresh
+#: token, the page's confirmation box and the request it would retry
+ConfirmResult: TypeAlias = tuple[html.Div | NoUpdate | None, str | NoUpdate, html.Div | NoUpdate | None,
+                                 dict[str, Any] | NoUpdate | None]
 T = TypeVar("T")
 
 
@@ -53,12 +58,17 @@ class Feedback:
     ok: bool = True
     #: optional (label, href) shown as a link in the toast, e.g. to the person just named
     link: tuple[str, str] | None = None
+    #: refused only because it would give a person two faces of one photo: the page asks
+    #: "Do it anyway?" and retries with ``force=True`` (:func:`respond_or_ask`)
+    needs_force: bool = False
 
 
 def attempt(action: Callable[[], Feedback | str]) -> Feedback:
     """Run one library call; its error (always a one-line message) becomes the feedback."""
     try:
         result = action()
+    except SamePhotoConflict as exc:
+        return Feedback(str(exc), ok=False, needs_force=True)
     except OrganizerError as exc:
         return Feedback(str(exc) or exc.__class__.__name__, ok=False)
     return result if isinstance(result, Feedback) else Feedback(result)
@@ -91,6 +101,58 @@ def respond(fb: Feedback) -> ActionResult:
 
 def action_outputs() -> list[Output]:
     return [Output(ALERT, "children", allow_duplicate=True), Output(REFRESH, "data", allow_duplicate=True)]
+
+
+# --- "Do it anyway?" ---------------------------------------------------------------------------
+
+def confirm_slot(page: str) -> html.Div:
+    """Where a page shows its "Do it anyway?" box, and the store of the request it retries."""
+    return html.Div([dcc.Store(id=f"{page}-pending", data=None), html.Div(id=f"{page}-confirm")],
+                    className="confirm-slot")
+
+
+def confirm_box(page: str, message: str) -> html.Div:
+    """The one-line refusal (two faces of one photo) with "Do it anyway" and "Cancel"."""
+    role: dict[str, Any] = {"role": "alertdialog", "aria-live": "assertive"}
+    return html.Div([
+        html.Span("!", className="toast-icon"),
+        html.Span(message, className="confirm-text"),
+        html.Div([
+            html.Button("Do it anyway", id=f"{page}-force", n_clicks=0, className="btn btn-danger btn-sm"),
+            html.Button("Cancel", id=f"{page}-force-cancel", n_clicks=0, className="btn btn-ghost btn-sm"),
+        ], className="confirm-actions"),
+    ], className="confirm-box", key=token(), **role)
+
+
+def confirm_outputs(page: str) -> list[Output]:
+    """:func:`action_outputs` plus the page's confirmation box and pending request."""
+    return [*action_outputs(), Output(f"{page}-confirm", "children", allow_duplicate=True),
+            Output(f"{page}-pending", "data", allow_duplicate=True)]
+
+
+def respond_or_ask(page: str, fb: Feedback, pending: dict[str, Any]) -> ConfirmResult:
+    """:func:`respond`, or, for a same-photo refusal, the "Do it anyway?" box that retries
+    ``pending`` with force (nothing changed yet, so the page stays as it is)."""
+    if fb.needs_force:
+        return no_update, no_update, confirm_box(page, fb.message), pending
+    toast_, refresh = respond(fb)
+    return toast_, refresh, None, None
+
+
+def register_confirm(app: Dash, page: str, retry: Callable[[dict[str, Any]], Feedback]) -> None:
+    """The page's "Do it anyway" (runs ``retry(pending)``, which forces the request) and
+    "Cancel" (closes the box, changes nothing)."""
+    @app.callback(*confirm_outputs(page), Input(f"{page}-force", "n_clicks"), Input(f"{page}-force-cancel", "n_clicks"),
+                  State(f"{page}-pending", "data"), prevent_initial_call=True)
+    def _force(_go: int | None, _cancel: int | None, pending: dict[str, Any] | None) -> ConfirmResult:
+        if not fired():
+            return no_update, no_update, no_update, no_update
+        if ctx.triggered_id != f"{page}-force":
+            return no_update, no_update, None, None
+        if not isinstance(pending, dict):
+            return (*respond(Feedback("There is nothing to confirm any more.", ok=False)), None, None)
+        fb = retry(pending)
+        return (*respond(fb), None, None)
 
 
 def fired() -> bool:
@@ -256,8 +318,9 @@ def selected_ids(selection: object) -> list[object]:
 
 
 def selection_action(lib: Library, action: str, face_ids: Sequence[object], name: str | None = None, *,
-                     person_id: int | None = None) -> Feedback:
-    """One fix on the selected faces, through the labelling API."""
+                     person_id: int | None = None, force: bool = False) -> Feedback:
+    """One fix on the selected faces, through the labelling API; ``force`` lets move/name
+    give a person a second face of one photo (after "Do it anyway")."""
     try:
         ids = [as_id(i, "face id") for i in face_ids]
     except InvalidRequest as exc:
@@ -275,7 +338,7 @@ def selection_action(lib: Library, action: str, face_ids: Sequence[object], name
             return Feedback(f"Removed {faces_text(done.faces)} from the group; they wait in a group of their own.")
         if action in ("move", "assign"):
             fn = labelling.move_faces if action == "move" else labelling.assign_faces
-            pid = fn(lib, ids, name or "")
+            pid = fn(lib, ids, name or "", force=force)
             person = browse.get_person(lib, pid)
             verb = "Moved" if action == "move" else "Named"
             return Feedback(f"{verb} {n} as {person.name}.", link=(f"Open {person.name}", href("/person", id=pid)))
@@ -297,10 +360,26 @@ def selection_action(lib: Library, action: str, face_ids: Sequence[object], name
     return attempt(run)
 
 
+def selection_pending(action: str, face_ids: Sequence[object], name: str | None,
+                      person_id: object = None) -> dict[str, Any]:
+    """The request a selection action retries after "Do it anyway" (:func:`retry_selection`)."""
+    return {"kind": "selection", "action": action, "face_ids": list(face_ids), "name": name, "person_id": person_id}
+
+
+def retry_selection(lib: Library, pending: dict[str, Any]) -> Feedback:
+    """:func:`selection_action` of a :func:`selection_pending` request, forced."""
+    raw = pending.get("face_ids")
+    name = pending.get("name")
+    return selection_action(lib, str(pending.get("action")), raw if isinstance(raw, list) else [raw],
+                            name if isinstance(name, str) else None, person_id=pending.get("person_id"), force=True)
+
+
 def register_selection(app: Dash, lib: Library, page: str, actions: Sequence[str], *,
-                       context_id: str | None = None) -> None:
+                       context_id: str | None = None, confirm: bool = False) -> None:
     """Callbacks of a page's selectable grid: selection runs in the browser (instant,
-    shift-click ranges), the fix actions on the server through :func:`selection_action`."""
+    shift-click ranges), the fix actions on the server through :func:`selection_action`.
+    With ``confirm`` (the page has a :func:`confirm_slot`), a same-photo refusal asks "Do it
+    anyway?"; the page registers the retry (:func:`register_confirm`, :func:`retry_selection`)."""
     app.clientside_callback(
         ClientsideFunction("organizer", "select"),
         Output({"type": f"{page}-face", "index": ALL}, "className"),
@@ -324,19 +403,24 @@ def register_selection(app: Dash, lib: Library, page: str, actions: Sequence[str
     if context_id:
         states.append(State(context_id, "data"))
 
-    @app.callback(*action_outputs(), *inputs, *states, prevent_initial_call=True)
-    def _fix(*args: Any) -> ActionResult:
+    outputs = confirm_outputs(page) if confirm else action_outputs()
+
+    @app.callback(*outputs, *inputs, *states, prevent_initial_call=True)
+    def _fix(*args: Any) -> ActionResult | ConfirmResult:
         # the inputs' n_clicks/n_submit, then the states: the selection store's data, the
         # name typed (str | None) and the context store's data (a person id), as the browser sent them
         if not fired():
-            return no_update, no_update
+            return (no_update, no_update, no_update, no_update) if confirm else (no_update, no_update)
         rest = list(args[len(inputs):])
         selection = rest.pop(0)
         name = rest.pop(0) if named else None
         context = rest.pop(0) if context_id else None
         trigger = ctx.triggered_id
         action = named[0] if trigger == f"{page}-sel-name" else str(trigger).removeprefix(f"{page}-sel-")
-        fb = selection_action(lib, action, selected_ids(selection), name, person_id=context)
+        ids = selected_ids(selection)
+        fb = selection_action(lib, action, ids, name, person_id=context)
+        if confirm:
+            return respond_or_ask(page, fb, selection_pending(action, ids, name, context))
         return respond(fb)
 
 

@@ -41,6 +41,8 @@ class Stack:
 
     key: int
     face_ids: list[int]
+    #: the clustering's group the faces wait in (:func:`every_stack`); None for a look-alike stack
+    cluster_id: int | None = None
 
     @property
     def size(self) -> int:
@@ -103,4 +105,27 @@ def count_stacks(lib: Library) -> int:
     return len(_all_stacks(lib))
 
 
-__all__ = ["STACK_EPS", "STACK_RULE", "Stack", "build_stacks", "unassigned_stacks", "count_stacks"]
+def group_stacks(lib: Library) -> list[Stack]:
+    """The clustering's groups as stacks: each group's unassigned faces, best quality first
+    (as Review shows them); ``key`` is that first face."""
+    with lib.session() as s:
+        rows = s.execute(select(Face.cluster_id, Face.id).where(live(), unowned(), Face.cluster_id.is_not(None))
+                         .order_by(Face.cluster_id, Face.quality.desc(), Face.id))
+        by_group: dict[int, list[int]] = {}
+        for cid, fid in rows:
+            if cid is not None:  # never, by the query; the column is nullable
+                by_group.setdefault(int(cid), []).append(int(fid))
+    return [Stack(key=faces[0], face_ids=faces, cluster_id=cid) for cid, faces in by_group.items()]
+
+
+def every_stack(lib: Library) -> list[Stack]:
+    """Every unassigned face once, in stacks: the groups (:func:`group_stacks`) and the
+    look-alike stacks of the faces in no group, biggest first (ties: groups first, then the
+    lowest key); their sizes add up to ``browse.count_unassigned``."""
+    out = group_stacks(lib) + _all_stacks(lib)
+    out.sort(key=lambda st: (-st.size, st.cluster_id is None, st.key))
+    return out
+
+
+__all__ = ["STACK_EPS", "STACK_RULE", "Stack", "build_stacks", "unassigned_stacks", "count_stacks", "group_stacks",
+           "every_stack"]
