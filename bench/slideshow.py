@@ -138,8 +138,8 @@ def html_baseline(db: str, names: list[str], photos: int, size: str) -> float:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         for i, slide in enumerate(sel.slides[:photos]):
-            with Image.open(slide.file) as im:
-                im = ImageOps.exif_transpose(im).convert("RGB")
+            with Image.open(slide.file) as src:
+                im = ImageOps.exif_transpose(src).convert("RGB")
                 im.thumbnail((w, h))
                 im.save(Path(out) / f"{i}.jpg", quality=85)
         return time.perf_counter() - t0
