@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -142,6 +143,10 @@ QUIET = arg("-q", "--quiet", action="store_true", help="no progress bar")
 FACES = arg("faces", type=_positive_int, nargs="+", metavar="FACE_ID")
 CLUSTER_ID = arg("cluster", type=_positive_int, metavar="CLUSTER_ID")
 NAME = arg("name", metavar="NAME")
+FORCE = arg("--force", action="store_true",
+            help="do it even if it gives one person two faces of one photo (normally refused)")
+LEFT_OUT = arg("--left-out", type=_positive_int, nargs="+", default=[], metavar="FACE_ID",
+               help="faces shown with these that are not the person (remembered as \"not this person\")")
 
 
 # --- commands ------------------------------------------------------------------------
@@ -394,48 +399,63 @@ def cmd_show_cluster(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@command("unassigned", "faces that belong to nobody yet", _limit(100, "faces"), _offset("faces"), DB)
+@command("unassigned", "faces that belong to nobody yet", _limit(100, "faces"), _offset("faces"),
+         arg("--stacks", action="store_true",
+             help="in stacks of look-alikes, biggest first (name one with `organizer assign IDS --to NAME`)"),
+         DB)
 def cmd_unassigned(args: argparse.Namespace) -> int:
     from .browse import count_unassigned, unassigned_faces
 
     lib = open_library(args)
     print(f"{count_unassigned(lib)} faces belong to nobody yet")
+    if args.stacks:
+        return _print_stacks(lib, args.limit, args.offset)
     for f in unassigned_faces(lib, limit=args.limit, offset=args.offset):
         print(_face_line(f))
     return EXIT_OK
 
 
+def _print_stacks(lib: Library, limit: int, offset: int) -> int:
+    from .stacks import count_stacks, unassigned_stacks
+
+    stacks = unassigned_stacks(lib, limit=limit, offset=offset)
+    print(f"{count_stacks(lib)} stacks of look-alikes; --left-out IDS on `assign` says which of a stack are not them")
+    for st in stacks:
+        print(f"stack of {st.size}: {' '.join(map(str, st.face_ids))}")
+    return EXIT_OK
+
+
 @command("name", "name a cluster (an existing name adds the faces to that person)",
-         CLUSTER_ID, arg("name", help="the person's name (quote names with spaces)"), DB)
+         CLUSTER_ID, arg("name", help="the person's name (quote names with spaces)"), LEFT_OUT, FORCE, DB)
 def cmd_name(args: argparse.Namespace) -> int:
     from .browse import get_person
     from .labelling import name_cluster
 
     lib = open_library(args)
-    pid = name_cluster(lib, args.cluster, args.name)
+    pid = name_cluster(lib, args.cluster, args.name, left_out=args.left_out, force=args.force)
     p = get_person(lib, pid)
     print(f"cluster {args.cluster} is {p.name} (now {p.face_count} faces)")
     return EXIT_OK
 
 
-@command("assign", "confirm faces as a person (created if new)", FACES, _to("the person"), DB)
+@command("assign", "confirm faces as a person (created if new)", FACES, _to("the person"), LEFT_OUT, FORCE, DB)
 def cmd_assign(args: argparse.Namespace) -> int:
     from .browse import get_person
     from .labelling import assign_faces
 
     lib = open_library(args)
-    pid = assign_faces(lib, args.faces, args.to)
+    pid = assign_faces(lib, args.faces, args.to, left_out=args.left_out, force=args.force)
     print(f"{len(set(args.faces))} face(s) confirmed as {get_person(lib, pid).name}")
     return EXIT_OK
 
 
-@command("move", "move faces to another person (created if new)", FACES, _to("the person"), DB)
+@command("move", "move faces to another person (created if new)", FACES, _to("the person"), FORCE, DB)
 def cmd_move(args: argparse.Namespace) -> int:
     from .browse import get_person
     from .labelling import move_faces
 
     lib = open_library(args)
-    pid = move_faces(lib, args.faces, args.to)
+    pid = move_faces(lib, args.faces, args.to, force=args.force)
     print(f"{len(set(args.faces))} face(s) moved to {get_person(lib, pid).name}")
     return EXIT_OK
 
@@ -453,14 +473,26 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 @command("merge", "merge person A into person B (A disappears)",
-         arg("source", metavar="A"), arg("target", metavar="B"), DB)
+         arg("source", metavar="A"), arg("target", metavar="B"), FORCE, DB)
 def cmd_merge(args: argparse.Namespace) -> int:
     from .labelling import merge_people
 
     lib = open_library(args)
     source, target = _person(lib, args.source), _person(lib, args.target)
-    merge_people(lib, source.id, target.id)
+    merge_people(lib, source.id, target.id, force=args.force)
     print(f"merged {source.name} into {target.name}")
+    return EXIT_OK
+
+
+@command("keep-apart", "A and B are different people: never asked \"same person?\" about them again",
+         arg("source", metavar="A"), arg("target", metavar="B"), DB)
+def cmd_keep_apart(args: argparse.Namespace) -> int:
+    from .labelling import keep_apart
+
+    lib = open_library(args)
+    a, b = _person(lib, args.source), _person(lib, args.target)
+    keep_apart(lib, a.id, b.id)
+    print(f"{a.name} and {b.name} are different people (`organizer undo` takes it back)")
     return EXIT_OK
 
 
@@ -580,13 +612,13 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@command("accept", "accept a suggestion: the faces are NAME", FACES, _to("the suggested person"), DB)
+@command("accept", "accept a suggestion: the faces are NAME", FACES, _to("the suggested person"), FORCE, DB)
 def cmd_accept(args: argparse.Namespace) -> int:
     from .suggestions import accept_suggestion
 
     lib = open_library(args)
     p = _person(lib, args.to)
-    accept_suggestion(lib, args.faces, p.id)
+    accept_suggestion(lib, args.faces, p.id, force=args.force)
     print(f"{len(set(args.faces))} face(s) confirmed as {p.name}")
     return EXIT_OK
 
@@ -602,40 +634,106 @@ def cmd_reject(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@command("review", "answer suggestions one by one (y/n/s/q)", DB)
+@command("review", "answer batch questions (all of one person's suggested faces at once), then "
+         "\"same person?\" questions", DB)
 def cmd_review(args: argparse.Namespace) -> int:
-    from .browse import get_faces
-    from .suggestions import accept_suggestion, next_suggestion, reject_suggestion
-
     lib = open_library(args)
+    answered = _review_batches(lib)
+    if answered is None:
+        return EXIT_OK
+    answered = _review_merges(lib, answered)
+    if answered is not None:
+        print(f"no more questions ({answered} answered)")
+    return EXIT_OK
+
+
+def _ask(prompt: str) -> str:
+    try:
+        return input(prompt).strip().lower()
+    except EOFError:
+        return "q"
+
+
+def _stopped(answered: int) -> None:
+    print(f"stopped ({answered} answered; `organizer undo` takes back the last one)")
+
+
+def _review_batches(lib: Library) -> int | None:
+    """Batch questions until none is left; the number answered, None when the user quit."""
+    from .browse import get_faces
+    from .labelling import SamePhotoConflict
+    from .questions import accept_batch, next_batch_question, reject_batch
+
     skipped: set[int] = set()
     answered = 0
-    while True:
-        item = next_suggestion(lib, skip_face_ids=skipped)
-        if item is None:
-            print(f"no more suggestions ({answered} answered)")
-            return EXIT_OK
-        where = f"cluster {item.cluster_id}" if item.cluster_id else "a single face"
-        print(f"\n{item.person_name}? ({item.confidence:.0%} sure) - {where}, {len(item.face_ids)} face(s):")
-        for f in get_faces(lib, item.face_ids)[:10]:
+    while (q := next_batch_question(lib, skip_face_ids=skipped)) is not None:
+        more = f" ({q.more} more after these)" if q.more else ""
+        print(f"\nAre these {len(q.face_ids)} faces {q.person_name}?{more}"
+              f"  known faces: {' '.join(map(str, q.evidence_face_ids)) or '-'}")
+        for f in get_faces(lib, q.face_ids):
             print(_face_line(f))
-        if len(item.face_ids) > 10:
-            print(f"  ... and {len(item.face_ids) - 10} more")
+        while True:
+            answer = _ask("[y]es to all / [n]o to all / ids of faces that are not them, then yes to the rest"
+                          " / [s]kip / [q]uit > ")
+            left_out = _face_ids_in(answer, q.face_ids)
+            if left_out is not None or answer[:1] in ("y", "n", "s", "q"):
+                break
+            print(f"  give y, n, s, q or face ids of this question ({q.face_ids[0]} ...)")
         try:
-            answer = input("[y]es / [n]o / [s]kip / [q]uit > ").strip().lower()
-        except EOFError:
-            answer = "q"
-        if answer.startswith("y"):
-            accept_suggestion(lib, item.face_ids, item.person_id)
-            answered += 1
-        elif answer.startswith("n"):
-            reject_suggestion(lib, item.face_ids, item.person_id)
-            answered += 1
-        elif answer.startswith("q"):
-            print(f"stopped ({answered} answered; `organizer undo` takes back the last one)")
-            return EXIT_OK
+            if answer.startswith("q"):
+                _stopped(answered)
+                return None
+            if answer.startswith("s"):
+                skipped.update(q.face_ids)
+                continue
+            if answer.startswith("n"):
+                done = reject_batch(lib, q.person_id, q.face_ids)
+            else:
+                out = left_out or []
+                ticked = [f for f in q.face_ids if f not in out]
+                done = (accept_batch(lib, q.person_id, ticked, out) if ticked
+                        else reject_batch(lib, q.person_id, q.face_ids))
+        except SamePhotoConflict as exc:  # the faces changed since the question was made
+            print(f"  not done: {exc}")
+            skipped.update(q.face_ids)
+            continue
+        print(f"  {done.description}")
+        answered += 1
+    return answered
+
+
+def _face_ids_in(answer: str, offered: Sequence[int]) -> list[int] | None:
+    """The face ids typed (spaces or commas between), when all are in the question."""
+    parts = answer.replace(",", " ").split()
+    if not parts or not all(p.isdigit() and len(p) < 19 for p in parts):
+        return None
+    ids = [int(p) for p in parts]
+    return ids if set(ids) <= set(offered) else None
+
+
+def _review_merges(lib: Library, answered: int) -> int | None:
+    """"Same person?" for named people whose faces are very close; the number answered in
+    all, None when the user quit."""
+    from .labelling import keep_apart, merge_people
+    from .questions import merge_questions
+
+    for m in merge_questions(lib):
+        print(f"\nSame person? {m.name_a} (faces {' '.join(map(str, m.faces_a))}) and "
+              f"{m.name_b} (faces {' '.join(map(str, m.faces_b))}), distance {m.distance:.2f}")
+        answer = _ask(f"[m]erge {m.name_a} into {m.name_b} / [d]ifferent people / [s]kip / [q]uit > ")
+        if answer.startswith("q"):
+            _stopped(answered)
+            return None
+        if answer.startswith("m"):
+            merge_people(lib, m.person_a, m.person_b)
+            print(f"  merged {m.name_a} into {m.name_b}")
+        elif answer.startswith("d"):
+            keep_apart(lib, m.person_a, m.person_b)
+            print(f"  {m.name_a} and {m.name_b} are different people")
         else:
-            skipped.update(item.face_ids)
+            continue
+        answered += 1
+    return answered
 
 
 @command("slideshow", "export the photos of one person (or several) in date order: html, mp4 or folder",
@@ -771,6 +869,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cli_text(exc: OrganizerError) -> str:
+    """The core's message, with the core's "force to ..." said as this command's flag."""
+    from .labelling import SamePhotoConflict
+
+    text = str(exc)
+    if isinstance(exc, SamePhotoConflict):
+        text = re.sub(r" \(force to ([^)]*)\)$", r" (add --force to \1)", text)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -787,7 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
     except OrganizerError as exc:
-        print(f"organizer: {exc}", file=sys.stderr)
+        print(f"organizer: {_cli_text(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("organizer: interrupted", file=sys.stderr)
