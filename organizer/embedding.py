@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from organizer.dlib_resnet import (
     read_face_resnet,
 )
 from organizer.reference_chip import reference_chip
+
+if TYPE_CHECKING:
+    from onnx import NodeProto, TensorProto
 
 #: bump when the graph built from the same weights changes, so cached files are rebuilt
 BUILDER_VERSION = 1
@@ -71,8 +75,8 @@ class _Graph:
         from onnx import helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes: list = []
-        self.inits: list = []
+        self.nodes: list[NodeProto] = []
+        self.inits: list[TensorProto] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.count = 0
 
@@ -85,9 +89,10 @@ class _Graph:
         self.inits.append(self.numpy_helper.from_array(value, n))
         return n
 
-    def node(self, op: str, inputs: list[str], shape: tuple[int, ...], **attrs: object) -> str:
+    def node(self, op: str, inputs: list[str], shape: tuple[int, ...], **attrs: Any) -> str:
+        """``attrs`` are the node's ONNX attributes, passed on as onnx's make_node takes them."""
         out = self.name(op.lower())
-        self.nodes.append(self.helper.make_node(op, inputs, [out], **attrs))  # type: ignore[arg-type]
+        self.nodes.append(self.helper.make_node(op, inputs, [out], **attrs))
         self.shapes[out] = shape
         return out
 
@@ -110,7 +115,7 @@ class _Graph:
         have = self.shapes[x]
         if have == shape:
             return x
-        ends = [0, *(t - h for t, h in zip(shape, have))]
+        ends = [0, *(t - h for t, h in zip(shape, have, strict=True))]
         pads = self.const(np.array([0, 0, 0, 0, *ends], dtype=np.int64), "pads")
         return self.node("Pad", [x, pads], shape, mode="constant")
 
@@ -133,7 +138,7 @@ def build_onnx(net: FaceResNet) -> bytes:
         y = g.conv(x, b.conv_a, b.affine_a, relu=True)
         y = g.conv(y, b.conv_b, b.affine_b, relu=False)
         skip = g.pool("AveragePool", x, 2, 2) if b.downsample else x
-        shape = tuple(max(i, j) for i, j in zip(g.shapes[y], g.shapes[skip]))
+        shape = tuple(max(i, j) for i, j in zip(g.shapes[y], g.shapes[skip], strict=True))
         x = g.node("Relu", [g.node("Add", [g.pad_to(y, shape), g.pad_to(skip, shape)], shape)], shape)
     c = g.shapes[x][0]
     pooled = g.node("Flatten", [g.node("GlobalAveragePool", [x], (c, 1, 1))], (c, 1, 1))
@@ -197,11 +202,17 @@ def engine_file(model_path: Path | None = None, engine_dir: Path | None = None) 
 
 # ---------------------------------------------------------------- running it
 
+class _Session(Protocol):
+    """What OnnxEmbedder uses of an onnxruntime InferenceSession (onnxruntime is untyped)."""
+
+    def run(self, output_names: list[str], input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
 @dataclass
 class OnnxEmbedder:
     """Descriptors of aligned chips with onnxruntime; one call for any number of chips."""
 
-    session: object
+    session: _Session
     path: Path
     name: str = "onnx"
     engine_id: str = ENGINE_ID
@@ -214,7 +225,7 @@ class OnnxEmbedder:
             raise ValueError(f"expected (n, {CHIP_SIZE}, {CHIP_SIZE}, 3) chips, got {chips.shape}")
         if len(chips) == 0:
             return np.empty((0, 128), np.float32)
-        return self.session.run(["descriptors"], {"chips": chips.astype(np.float32)})[0]  # type: ignore[attr-defined]
+        return self.session.run(["descriptors"], {"chips": chips.astype(np.float32)})[0]
 
 
 @dataclass
@@ -232,7 +243,7 @@ class NumpyEmbedder:
 
 def _ort_errors() -> tuple[type[BaseException], ...]:
     """onnxruntime's own exception types (they derive from Exception directly)."""
-    from onnxruntime.capi import onnxruntime_pybind11_state as state  # type: ignore[import-untyped]
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
 
     names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError", "RuntimeException",
              "InvalidProtobuf", "ModelLoaded", "NotImplemented", "InvalidGraph", "EPFail")
@@ -243,7 +254,7 @@ def onnx_embedder(path: Path | None = None, *, threads: int = 1) -> OnnxEmbedder
     """An onnxruntime session on the engine file. One thread by default: the scanner
     already runs one worker per core, and more threads per worker only fight them."""
     try:
-        import onnxruntime as ort  # type: ignore[import-untyped]
+        import onnxruntime as ort
     except ImportError as exc:
         raise EngineUnavailable(f"onnxruntime is not installed ({exc})") from exc
     opts = ort.SessionOptions()

@@ -11,8 +11,13 @@ import logging
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from organizer.embedding import OnnxEmbedder
 
 # face_recognition_models imports pkg_resources, which prints a deprecation warning.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -52,15 +57,16 @@ class DetectedFace:
 
 
 @lru_cache(maxsize=1)
-def _api():  # type: ignore[no-untyped-def]
-    """face_recognition loads dlib's models (~100 MB, ~0.5 s) when first imported."""
+def _api() -> ModuleType:
+    """face_recognition loads dlib's models (~100 MB, ~0.5 s) when first imported.
+    (face_recognition is untyped: what is read off the module is Any.)"""
     import face_recognition.api as api
 
     return api
 
 
 @lru_cache(maxsize=1)
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> OnnxEmbedder | None:
     """dlib's face-embedding network on onnxruntime (organizer.embedding), or None.
 
     It is used only if it reproduces dlib's own descriptor on a reference chip at start-up;
@@ -144,7 +150,8 @@ def small_faces_likely(boxes: list[Box], upsample: int) -> bool:
 def detect_once(image: np.ndarray, *, model: str = "hog", upsample: int = 1) -> list[Box]:
     """One detector pass at ``upsample``: what face_recognition.face_locations finds."""
     boxes = _api().face_locations(image, number_of_times_to_upsample=upsample, model=model)
-    return [tuple(map(int, b)) for b in boxes if b[2] - b[0] >= 8 and b[1] - b[3] >= 8]  # type: ignore[misc]
+    return [(int(top), int(right), int(bottom), int(left)) for top, right, bottom, left in boxes
+            if bottom - top >= 8 and right - left >= 8]
 
 
 def embed(image: np.ndarray, boxes: list[Box], *, jitters: int = 1) -> list[DetectedFace]:
@@ -160,7 +167,7 @@ def embed(image: np.ndarray, boxes: list[Box], *, jitters: int = 1) -> list[Dete
     vectors, engine = _embeddings(image, boxes, jitters)
     shapes = api._raw_face_landmarks(image, boxes, model="large")
     out: list[DetectedFace] = []
-    for box, vec, shape in zip(boxes, vectors, shapes):
+    for box, vec, shape in zip(boxes, vectors, shapes, strict=True):
         pts = [[p.x, p.y] for p in shape.parts()]
         landmarks = {name: [pts[i] for i in idx] for name, idx in LANDMARK_GROUPS.items()}
         out.append(DetectedFace(box, np.asarray(vec, dtype=np.float64), landmarks, _sharpness(image, box),
