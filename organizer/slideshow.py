@@ -42,13 +42,13 @@ from .errors import (
     InvalidRequest,
     LibraryError,
     OrganizerError,
-    PersonNotFound,
     UnreadableImage,
 )
 from .imaging import open_image
 from .jobs import Cancelled, CancelToken, Progress, as_progress, owner_tag, remove_abandoned
 from .jobs import owner_alive as owner_alive  # where the leftovers' owners were first told apart
 from .models import Assignment, Face, LibraryMeta, Person, Photo, PhotoStatus
+from .queries import normalise_name, resolve_person
 
 FORMATS = ("html", "mp4", "folder")
 #: output size per format when none is given: html images fit inside it, the mp4 is it
@@ -193,38 +193,20 @@ def parse_date_bound(text: str | date | None, *, end: bool = False) -> datetime 
 
 
 def resolve_people(lib: Library, names: Sequence[str]) -> list[PersonRef]:
-    """Each name as a person (exact name, else a unique case-insensitive match).
+    """Each name (or id) as a person, by the one rule of :func:`organizer.queries.resolve_person`.
 
     Raises :class:`PersonNotFound` naming the first unknown name.
     """
-    cleaned = [" ".join((n or "").split()) for n in names]
+    cleaned = [normalise_name(n) for n in names]
     if not cleaned or not all(cleaned):
         raise InvalidRequest("name at least one person for the slideshow")
-    try:
-        from .browse import find_person  # the people API, when present
-    except ImportError:
-        find_person = None
     refs: list[PersonRef] = []
-    for name in cleaned:
-        if find_person is not None:
-            found = find_person(lib, name)
-            ref = PersonRef(found.id, found.name)
-        else:
-            ref = _find_person(lib, name)
-        if ref.id not in {r.id for r in refs}:
-            refs.append(ref)
-    return refs
-
-
-def _find_person(lib: Library, name: str) -> PersonRef:
     with lib.session() as s:
-        person = s.scalar(select(Person).where(Person.name == name))
-        if person is None:
-            matches = s.scalars(select(Person).where(func.lower(Person.name) == name.lower())).all()
-            person = matches[0] if len(matches) == 1 else None
-        if person is None:
-            raise PersonNotFound(f"there is no person named {name!r}")
-        return PersonRef(person.id, person.name)
+        for name in cleaned:
+            person = resolve_person(s, name)
+            if person.id not in {r.id for r in refs}:
+                refs.append(PersonRef(person.id, person.name))
+    return refs
 
 
 def _counts_as(include_auto: bool):  # type: ignore[no-untyped-def]
