@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def layer_kinds() -> list[str]:
     for _, pattern in _LEVELS:
         for b in pattern:
             kinds += _RES if b == "R" else _RES_DOWN
-    return kinds + ["max_pool", "relu", "affine", "con"]
+    return [*kinds, "max_pool", "relu", "affine", "con"]
 
 
 # ---------------------------------------------------------------- dlib's primitives
@@ -227,7 +228,14 @@ def _read_fc(r: _Reader) -> np.ndarray:
     return params.reshape(num_inputs, num_outputs).copy()
 
 
-def _read_details(r: _Reader, kind: str) -> object:
+#: what one layer's parameters are read as: a convolution, an affine layer, a pool's
+#: (window, stride, padding), the fc matrix, or nothing (relu, add_prev, tag and skip layers)
+LayerDetails = Conv | Affine | tuple[int, int, int] | np.ndarray | None
+
+_D = TypeVar("_D", Conv, Affine, tuple, np.ndarray)
+
+
+def _read_details(r: _Reader, kind: str) -> LayerDetails:
     if kind == "con":
         return _read_con(r)
     if kind == "affine":
@@ -255,7 +263,7 @@ def read_face_resnet(path: str | Path) -> FaceResNet:
         r.read_float(), r.read_float()                # margin, distance threshold (training only)
     kinds = layer_kinds()
     versions = [r.read_int() for _ in kinds]     # one per layer, top down
-    for kind, version in zip(kinds, versions):
+    for kind, version in zip(kinds, versions, strict=True):
         tag_like = kind.startswith(("tag", "skip"))
         if (tag_like and version != 1) or (not tag_like and version not in (1, 2, 3)):
             raise ModelFormatError(f"unexpected version {version} of a {kind} layer")
@@ -263,7 +271,7 @@ def read_face_resnet(path: str | Path) -> FaceResNet:
     mean_rgb = np.array([r.read_float(), r.read_float(), r.read_float()], dtype=np.float32)
     if (r.read_int(), r.read_int()) != (150, 150):
         raise ModelFormatError("expected a 150x150 input")
-    details: list[object] = []
+    details: list[LayerDetails] = []
     for i in range(len(kinds) - 1, -1, -1):  # bottom up
         kind = kinds[i]
         if kind.startswith(("tag", "skip")):
@@ -280,10 +288,17 @@ def read_face_resnet(path: str | Path) -> FaceResNet:
             r.read_tensor()                      # params_grad
     if r.pos != len(r.data):
         raise ModelFormatError(f"{len(r.data) - r.pos} bytes left over after the network")
-    return _assemble(list(zip(reversed(kinds), details)), mean_rgb)
+    return _assemble(list(zip(reversed(kinds), details, strict=True)), mean_rgb)
 
 
-def _assemble(layers: list[tuple[str, object]], mean_rgb: np.ndarray) -> FaceResNet:
+def _layer(details: LayerDetails, kind: type[_D]) -> _D:
+    """``details`` as the ``kind`` of layer the checked layer list puts at its place."""
+    if not isinstance(details, kind):
+        raise ModelFormatError(f"expected a {kind.__name__} layer, found {type(details).__name__}")
+    return details
+
+
+def _assemble(layers: list[tuple[str, LayerDetails]], mean_rgb: np.ndarray) -> FaceResNet:
     """Group the bottom-up layer list into the stem, the residual blocks and the fc."""
     (_, stem_conv), (_, stem_affine), _, (_, pool) = layers[:4]
     blocks: list[Block] = []
@@ -293,15 +308,17 @@ def _assemble(layers: list[tuple[str, object]], mean_rgb: np.ndarray) -> FaceRes
         down = layers[i + 6][0] == "tag2"
         if down and layers[i + 8][1] != (2, 2, 0):
             raise ModelFormatError("expected a 2x2/2 average pool in a down block")
-        blocks.append(Block(c_a, a_a, c_b, a_b, down))   # type: ignore[arg-type]
+        blocks.append(Block(_layer(c_a, Conv), _layer(a_a, Affine), _layer(c_b, Conv), _layer(a_b, Affine), down))
         i += 6 + (3 if down else 0) + 2                 # tag2 skip1 avg_pool; add_prev relu
     (_, fc), = [layer for layer in layers[i:] if layer[0] == "fc"]
-    return FaceResNet(mean_rgb, stem_conv, stem_affine, pool[0], pool[1], tuple(blocks), fc)  # type: ignore[arg-type,index]
+    size, stride, _ = _layer(pool, tuple)
+    return FaceResNet(mean_rgb, _layer(stem_conv, Conv), _layer(stem_affine, Affine), size, stride, tuple(blocks),
+                      _layer(fc, np.ndarray))
 
 
 def default_model_path() -> Path:
     """The model file face_recognition uses, from the installed face_recognition_models."""
-    import face_recognition_models  # type: ignore[import-untyped]
+    import face_recognition_models
 
     return Path(face_recognition_models.face_recognition_model_location())
 
@@ -329,13 +346,14 @@ def _affine(x: np.ndarray, a: Affine) -> np.ndarray:
 def _pool(x: np.ndarray, size: int, stride: int, reduce: str) -> np.ndarray:
     h, w = x.shape[2:]
     oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
-    win = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :oh, :ow]
+    win = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(2, 3))
+    win = win[:, :, ::stride, ::stride][:, :, :oh, :ow]
     return win.max(axis=(4, 5)) if reduce == "max" else win.mean(axis=(4, 5), dtype=np.float32)
 
 
 def _add_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """dlib's add_prev: the sum over the larger shape, the smaller one zero-extended."""
-    shape = tuple(max(i, j) for i, j in zip(a.shape, b.shape))
+    shape = tuple(max(i, j) for i, j in zip(a.shape, b.shape, strict=True))
     out = np.zeros(shape, np.float32)
     out[tuple(slice(0, d) for d in a.shape)] += a
     out[tuple(slice(0, d) for d in b.shape)] += b
