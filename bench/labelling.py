@@ -54,7 +54,14 @@ from organizer.config import Settings  # noqa: E402
 from organizer.db import Library  # noqa: E402
 from organizer.labelling import SamePhotoConflict  # noqa: E402
 from organizer.models import Assignment, Cluster, ClusterRun, Face, FaceRejection, LibraryMeta, Operation, Person, Photo  # noqa: E402
-from organizer.questions import BATCH_CAP, accept_batch, group_offer, next_batch_question, reject_batch  # noqa: E402
+from organizer.questions import (  # noqa: E402
+    BATCH_CAP,
+    BATCH_MAX_DISTANCE,
+    accept_batch,
+    group_offer,
+    next_batch_question,
+    reject_batch,
+)
 from organizer.scanner import scan  # noqa: E402
 from organizer.stacks import unassigned_stacks  # noqa: E402
 from organizer.suggestions import accept_suggestion, next_suggestion, reject_suggestion  # noqa: E402
@@ -103,8 +110,8 @@ class User:
     def __init__(self, lib: Library, truth: dict[int, str]) -> None:
         self.lib, self.truth = lib, truth
         self.actions: Counter[str] = Counter()
-        #: (rank in the question, right?) of every face offered in a batch question
-        self.offered: list[tuple[int, bool]] = []
+        #: (rank in the question, right?, confidence) of every face offered in a batch question
+        self.offered: list[tuple[int, bool, float]] = []
 
     def act(self, kind: str, n: int = 1) -> None:
         self.actions[kind] += n
@@ -136,7 +143,7 @@ class User:
     def answer_question(self, q) -> None:  # type: ignore[no-untyped-def]
         right = [f for f in q.face_ids if self.truth.get(f) == q.person_name]
         wrong = [f for f in q.face_ids if f not in right]
-        self.offered += [(n, f in right) for n, f in enumerate(q.face_ids)]
+        self.offered += [(n, f in right, c) for n, (f, c) in enumerate(zip(q.face_ids, q.confidences, strict=True))]
         if right:
             self.forced(lambda force: accept_batch(self.lib, q.person_id, right, left_out=wrong, force=force))
             self.act("accept batch")
@@ -262,7 +269,8 @@ def next_cluster(lib: Library, truth: dict[int, str], skip: set[int]) -> tuple[i
     return None
 
 
-def run(lib: Library, settings: Settings, verbose: bool, ui: str = "batch", cap: int = BATCH_CAP) -> dict:
+def run(lib: Library, settings: Settings, verbose: bool, ui: str = "batch", cap: int = BATCH_CAP,
+        batch_distance: float = BATCH_MAX_DISTANCE) -> dict:
     truth = truth_by_folder(lib)
     t0 = time.perf_counter()
     report = cluster_faces(lib, settings=settings)
@@ -287,7 +295,8 @@ def run(lib: Library, settings: Settings, verbose: bool, ui: str = "batch", cap:
             user.fix_person_pages()
             reclustered = True
             continue
-        item = next_batch_question(lib, cap=cap) if ui == "batch" else next_suggestion(lib)
+        item = (next_batch_question(lib, cap=cap, max_distance=batch_distance) if ui == "batch"
+                else next_suggestion(lib))
         known = sum(1 for f in item.face_ids if f in truth) if item is not None else 0
         if item is not None and known == 0 and ui == "batch":
             reject_batch(lib, item.person_id, item.face_ids)   # only bystanders: "none of them"
@@ -322,14 +331,18 @@ def run(lib: Library, settings: Settings, verbose: bool, ui: str = "batch", cap:
             "initial": report, "seconds": time.perf_counter() - t0, "offered": user.offered}
 
 
-def cap_table(offered: list[tuple[int, bool]]) -> str:
-    """Share of right faces among those offered at ranks below each cap."""
+def cap_table(offered: list[tuple[int, bool, float]]) -> str:
+    """Share of right faces among those offered at ranks below each cap, and by confidence."""
     out = []
     for cap in (10, 20, 40, 60, 100, 200, 10 ** 9):
-        got = [ok for rank, ok in offered if rank < cap]
+        got = [ok for rank, ok, _c in offered if rank < cap]
         if got:
             label = "all" if cap == 10 ** 9 else str(cap)
             out.append(f"cap {label}: {sum(got) / len(got):.4f} of {len(got)}")
+    for lo, hi in ((0.9, 1.01), (0.5, 0.9), (0.1, 0.5), (0.0, 0.1)):
+        got = [ok for _r, ok, c in offered if lo <= c < hi]
+        if got:
+            out.append(f"confidence {lo}-{min(hi, 1.0)}: {sum(got) / len(got):.4f} of {len(got)}")
     return "; ".join(out)
 
 
@@ -343,6 +356,8 @@ def main() -> None:
     ap.add_argument("--ui", choices=["batch", "faces"], default="batch",
                     help="batch: batch questions, It's <name>, stacks (default); faces: the previous UI")
     ap.add_argument("--cap", type=int, default=BATCH_CAP, help="faces per batch question")
+    ap.add_argument("--batch-distance", type=float, default=BATCH_MAX_DISTANCE,
+                    help="faces further than this from the person stay out of batch questions")
     ap.add_argument("--max-cap", action="store_true", help="uncapped questions; print right share per rank")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--eps", type=float)
@@ -383,11 +398,11 @@ def main() -> None:
             if use:
                 keep_only(lib, use)
         cap = 10 ** 6 if args.max_cap else args.cap
-        res = run(lib, settings, args.verbose, ui=args.ui, cap=cap)
+        res = run(lib, settings, args.verbose, ui=args.ui, cap=cap, batch_distance=args.batch_distance)
         base = res["faces"]
         bound = res["identities"]
         print(f"set: {src} ({len(folders)} identity folders, profile {args.profile}, ui {args.ui}, "
-              f"cap {'none' if args.max_cap else cap})")
+              f"cap {'none' if args.max_cap else cap}, batch distance {args.batch_distance})")
         print(f"faces (main face of each photo): {res['faces']}, identities with a face: {res['identities']}")
         print(f"initial clustering: eps {res['initial'].eps}, min_samples {res['initial'].min_samples}: "
               f"pairwise precision {res['precision']:.3f}, recall {res['recall']:.3f}; {res['initial'].summary()}")

@@ -255,7 +255,7 @@ def _confirm(rec: Recorder, faces: list[Face], person: Person) -> None:
     """The user says these faces are ``person``: confirm them, drop any rejection of that
     person for them, remember "not the old person" for faces that belonged to someone else."""
     ids = [f.id for f in faces]
-    rejected = set()
+    rejected: set[int] = set()
     for a in range(0, len(ids), 500):
         rejected.update(rec.s.scalars(select(FaceRejection.face_id).where(
             FaceRejection.person_id == person.id, FaceRejection.face_id.in_(ids[a:a + 500]))))

@@ -44,6 +44,9 @@ from .suggestions import SuggestionIndex, index_for, one_per_photo, reject_sugge
 
 #: faces offered in one batch question at most (see the module doc for the measurement)
 BATCH_CAP = 60
+#: faces further than this from the person are not put in a batch question (they stay
+#: available face by face through suggest_for_faces, up to the suggestion distance)
+BATCH_MAX_DISTANCE = 0.50
 #: confirmed faces of the person shown beside a question as evidence
 EVIDENCE_SHOWN = 4
 #: "It's <name>" is offered for a group when at least this share of its faces is near them
@@ -147,7 +150,8 @@ def _evidence(index: SuggestionIndex, pid: int, faces: list[int]) -> list[int]:
 
 
 def _questions(s, index: SuggestionIndex, skip: set[int], cap: int,  # type: ignore[no-untyped-def]
-               limit: int | None = None, person_id: int | None = None) -> list[BatchQuestion]:
+               limit: int | None = None, person_id: int | None = None,
+               max_distance: float = BATCH_MAX_DISTANCE) -> list[BatchQuestion]:
     per_person: dict[int, dict[int, float]] = {}
     clusters: dict[int, dict[int, int]] = {}
     for it in index.items(skip):
@@ -156,12 +160,14 @@ def _questions(s, index: SuggestionIndex, skip: set[int], cap: int,  # type: ign
         got = per_person.setdefault(it.person_id, {})
         for f in it.face_ids:
             d = index.person_distances(f).get(it.person_id)
-            if d is not None and f not in got:
+            if d is not None and d <= max_distance and f not in got:
                 got[f] = d
                 if it.cluster_id is not None:
                     clusters.setdefault(it.person_id, {})[f] = it.cluster_id
     ranked = []
     for pid, dist in per_person.items():
+        if not dist:
+            continue
         faces = one_per_photo(dist, dist.__getitem__, index.photo_of)
         ranked.append((-min(len(faces), cap), -round(confidence_for(dist[faces[0]]), 3), faces[0], pid, faces))
     # the biggest answer first; then the most certain; then the lowest face id
@@ -179,20 +185,22 @@ def _questions(s, index: SuggestionIndex, skip: set[int], cap: int,  # type: ign
     return out
 
 
-def batch_questions(lib: Library, skip_face_ids: Iterable[int] = (), *, cap: int = BATCH_CAP) -> list[BatchQuestion]:
-    """Every open batch question (one per named person with faces suggested to them),
-    biggest first; faces in ``skip_face_ids`` are left out."""
+def batch_questions(lib: Library, skip_face_ids: Iterable[int] = (), *, cap: int = BATCH_CAP,
+                    max_distance: float = BATCH_MAX_DISTANCE) -> list[BatchQuestion]:
+    """Every open batch question (one per named person with faces suggested to them within
+    ``max_distance``), biggest first; faces in ``skip_face_ids`` are left out."""
     cap = _check_cap(cap)
     skip = {int(i) for i in skip_face_ids}
     with lib.session() as s:
         index = index_for(lib)
         with index.lock:
             index.refresh(s)
-            return _questions(s, index, skip, cap)
+            return _questions(s, index, skip, cap, max_distance=max_distance)
 
 
 def next_batch_question(lib: Library, skip_face_ids: Iterable[int] = (), *, cap: int = BATCH_CAP,
-                        person_id: int | None = None) -> BatchQuestion | None:
+                        person_id: int | None = None,
+                        max_distance: float = BATCH_MAX_DISTANCE) -> BatchQuestion | None:
     """The biggest open batch question (of ``person_id`` only, when given); None when there
     is nothing left to ask."""
     cap = _check_cap(cap)
@@ -201,7 +209,7 @@ def next_batch_question(lib: Library, skip_face_ids: Iterable[int] = (), *, cap:
         index = index_for(lib)
         with index.lock:
             index.refresh(s)
-            items = _questions(s, index, skip, cap, limit=1, person_id=person_id)
+            items = _questions(s, index, skip, cap, limit=1, person_id=person_id, max_distance=max_distance)
     return items[0] if items else None
 
 
@@ -344,6 +352,6 @@ def merge_questions(lib: Library, *, max_distance: float = MERGE_DISTANCE, limit
             return out
 
 
-__all__ = ["BATCH_CAP", "EVIDENCE_SHOWN", "GROUP_OFFER_SHARE", "MERGE_DISTANCE", "BatchQuestion", "BatchAnswer",
-           "GroupOffer", "MergeQuestion", "batch_questions", "next_batch_question", "accept_batch", "reject_batch",
-           "group_offer", "group_offers", "accept_group_offer", "merge_questions"]
+__all__ = ["BATCH_CAP", "BATCH_MAX_DISTANCE", "EVIDENCE_SHOWN", "GROUP_OFFER_SHARE", "MERGE_DISTANCE",
+           "BatchQuestion", "BatchAnswer", "GroupOffer", "MergeQuestion", "batch_questions", "next_batch_question",
+           "accept_batch", "reject_batch", "group_offer", "group_offers", "accept_group_offer", "merge_questions"]
