@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from dashboard import components as ui
 from dashboard.app import create_app, load_pages, render_page, undo_label, undo_last
-from dashboard.pages import PAGES, person, photo, review, status, suggestions
-from organizer import browse, clustering, labelling
+from dashboard.pages import PAGES, person, photo, review, status, suggestions, unassigned
+from organizer import browse, clustering, labelling, questions, stacks
 from organizer.db import Library
 from organizer.media import PhotoNotFound, photo_file, render_photo
 from organizer.models import Assignment, Face, FaceRejection, Operation, Photo
@@ -83,8 +83,9 @@ def test_pages_render_a_scanned_clustered_library(clustered: Library) -> None:
     one = to_json(render_page(clustered, pages, "/review", f"?cluster={c.id}")[0])
     assert one.count("/media/thumb/") == c.size
     unassigned = to_json(render_page(clustered, pages, "/unassigned", "")[0])
-    assert unassigned.count('"review-face"') == 0 and unassigned.count("unassigned-face") == browse.count_unassigned(clustered)
-    info, faces = browse.photo_faces(clustered, 1)
+    assert unassigned.count('"review-face"') == 0
+    assert unassigned.count("unassigned-face") == browse.count_unassigned(clustered)
+    _info, faces = browse.photo_faces(clustered, 1)
     photo_json = to_json(render_page(clustered, pages, "/photo", f"?id=1&face={faces[0].id}")[0])
     assert "/media/photo/1.jpg" in photo_json and "face-box" in photo_json and "Who is this?" in photo_json
     assert "cannot" not in to_json(render_page(clustered, pages, "/status", "")[0]).lower()
@@ -262,7 +263,7 @@ def test_regroup_from_the_status_page(lfw_lib: Library) -> None:
 
 
 def test_photo_page_fixes_the_clicked_face(clustered: Library) -> None:
-    info, faces = browse.photo_faces(clustered, 1)
+    _info, faces = browse.photo_faces(clustered, 1)
     fid = faces[0].id
     fb = photo.fix_face(clustered, "name", fid, "Ada")
     assert fb.ok and browse.get_faces(clustered, [fid])[0].person_name == "Ada"
@@ -364,7 +365,8 @@ def test_photo_rows_pointing_outside_the_library_are_refused(people_small_lib: L
     shutil.copy(next(root.rglob("*.jpg")), secret)
     with people_small_lib.session() as s:
         rows = [Photo(path=p, size=1, mtime=0.0) for p in
-                ["../secret-outside.jpg", str(secret), "a/../../secret-outside.jpg", "C:/secret.jpg", "missing/file.jpg"]]
+                ["../secret-outside.jpg", str(secret), "a/../../secret-outside.jpg", "C:/secret.jpg",
+                 "missing/file.jpg"]]
         s.add_all(rows)
         s.flush()
         ids = [r.id for r in rows]
@@ -399,8 +401,8 @@ def test_other_sites_cannot_post_to_the_dashboard(people_small_lib: Library) -> 
 
 # --- the command line --------------------------------------------------------------------------
 
-def test_cli_dashboard_warns_off_localhost_and_passes_the_password(people_small_db: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_dashboard_warns_off_localhost_and_passes_the_password(
+        people_small_db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import dashboard.app as app_module
     from organizer.cli import main
 
@@ -442,3 +444,268 @@ def test_pages_stay_paged_on_a_generated_library(tmp_path: Path, monkeypatch: py
     text = to_json(render_page(lib, pages, "/status", "")[0])
     assert "could not be read" in text and "status-failures" in text
     assert gen.photos > 0 and photo_file is not None
+
+
+# --- issue 13: batch questions, It's <name>, Same person?, Do it anyway, stacks -----------------
+
+class _FlaskResponse:
+    """A Flask test response with the requests-style methods DashClient reads."""
+
+    def __init__(self, resp) -> None:  # type: ignore[no-untyped-def]
+        self.status_code = resp.status_code
+        self.text = resp.get_data(as_text=True)
+        self._json = resp.get_json(silent=True)
+
+    def json(self):  # type: ignore[no-untyped-def]
+        return self._json
+
+
+class _FlaskHTTP:
+    """requests.Session's get/post over Flask's test client: callbacks run as the browser
+    calls them, without a server."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self.client = client
+
+    def get(self, url: str, timeout: float | None = None) -> _FlaskResponse:
+        return _FlaskResponse(self.client.get(url))
+
+    def post(self, url: str, json: object = None, timeout: float | None = None) -> _FlaskResponse:
+        return _FlaskResponse(self.client.post(url, json=json))
+
+
+def callbacks(lib: Library):  # type: ignore[no-untyped-def]
+    from .hardening_tools import DashClient
+
+    return DashClient("", _FlaskHTTP(create_app(lib).server.test_client()))
+
+
+def answered(resp) -> dict:  # type: ignore[no-untyped-def]
+    assert resp.status_code == 200, resp.text[:300]
+    return resp.json()["response"]
+
+
+def pid(component_id: dict) -> str:
+    """A pattern id as Dash names it in changedPropIds (keys sorted, no spaces)."""
+    return json.dumps(component_id, separators=(",", ":"), sort_keys=True)
+
+
+def ids_of(component: object, kind: str) -> list[dict]:
+    """The pattern ids of type ``kind`` in a rendered layout, in page order."""
+    found: list[dict] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            cid = node.get("id")
+            if isinstance(cid, dict) and cid.get("type") == kind:
+                found.append(cid)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(json.loads(to_json(component)))
+    return found
+
+
+def unassigned_ids(lib: Library) -> set[int]:
+    from organizer.queries import live, unowned
+
+    with lib.session() as s:
+        return set(s.scalars(select(Face.id).where(live(), unowned())))
+
+
+def two_faces_of_one_photo(lib: Library) -> tuple[int, int]:
+    with lib.session() as s:
+        photo = s.scalar(select(Face.photo_id).where(Face.is_face.is_(True)).group_by(Face.photo_id)
+                         .having(func.count() > 1).order_by(Face.photo_id))
+        a, b = list(s.scalars(select(Face.id).where(Face.photo_id == photo).order_by(Face.id)))[:2]
+    return a, b
+
+
+def test_batch_accept_confirms_the_ticked_remembers_the_unticked_and_undo_takes_all_back(clustered: Library) -> None:
+    _name_all_but_the_largest(clustered)
+    item = next(q for q in questions.batch_questions(clustered) if len(q.face_ids) >= 2)
+    card = to_json(suggestions.render_question(clustered, item, 1))
+    assert "Are these " in card and card.count('"suggestions-face"') == len(item.face_ids)
+    assert card.count("ticked") >= len(item.face_ids) and "unticked" not in card  # every face ticked at first
+    before_faces, before_ops = faces_of(clustered, item.person_id), op_count(clustered)
+    left, ticked = item.face_ids[-1], item.face_ids[:-1]
+    current = suggestions.current_of(item)
+    assert current is not None
+    current["left_out"] = [left]
+    fb, skipped = suggestions.answer(clustered, "accept", current, [])
+    assert fb is not None and fb.ok and "1 face not" in fb.message and skipped == []
+    assert faces_of(clustered, item.person_id) == before_faces | set(ticked)
+    with clustered.session() as s:
+        assert s.get(FaceRejection, (left, item.person_id)) is not None
+        assert s.get(Face, left).person_id != item.person_id
+        for fid in ticked:
+            assert s.get(FaceRejection, (fid, item.person_id)) is None
+    assert op_count(clustered) == before_ops + 1  # one operation for the whole answer
+    again = questions.next_batch_question(clustered, person_id=item.person_id)
+    assert again is None or left not in again.face_ids  # never asked about them again
+
+    fb = undo_last(clustered)
+    assert fb.ok and "accepted" in fb.message
+    assert faces_of(clustered, item.person_id) == before_faces
+    with clustered.session() as s:
+        assert s.get(FaceRejection, (left, item.person_id)) is None
+
+
+def test_reject_all_and_accept_with_nothing_ticked_say_none_is_them(clustered: Library) -> None:
+    _name_all_but_the_largest(clustered)
+    first, second = [q for q in questions.batch_questions(clustered)][:2]
+    for item, action, left_out in ((first, "reject", []), (second, "accept", second.face_ids)):
+        before = faces_of(clustered, item.person_id)
+        current = suggestions.current_of(item)
+        assert current is not None
+        current["left_out"] = list(left_out)
+        fb, _ = suggestions.answer(clustered, action, current, [])
+        assert fb is not None and fb.ok and fb.message.startswith("No:"), action
+        assert faces_of(clustered, item.person_id) == before
+        with clustered.session() as s:
+            assert all(s.get(FaceRejection, (f, item.person_id)) is not None for f in item.face_ids)
+
+
+def test_the_answer_callback_reads_the_unticked_faces_from_the_store(clustered: Library) -> None:
+    _name_all_but_the_largest(clustered)
+    item = next(q for q in questions.batch_questions(clustered) if len(q.face_ids) >= 2)
+    client = callbacks(clustered)
+    dep = client.find("suggestions-accept")
+    current = {**(suggestions.current_of(item) or {}), "left_out": [item.face_ids[0]]}
+    got = answered(client.call(dep, [1, 0, 0], [current, []], ["suggestions-accept.n_clicks"]))
+    assert "Yes:" in json.dumps(got["suggestions-last"])
+    assert faces_of(clustered, item.person_id) >= set(item.face_ids[1:])
+    assert item.face_ids[0] not in faces_of(clustered, item.person_id)
+    following = got["suggestions-current"]["data"]  # the next question, shown at once
+    assert following is None or not set(following["face_ids"]) & set(item.face_ids[1:])
+    assert "suggestions-card" in got and got["suggestions-confirm"]["children"] is None
+
+
+def test_a_second_group_of_a_named_person_is_offered_as_them_and_one_click_names_it(
+        clustered: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = largest_cluster(clustered)
+    half = c.face_ids[: len(c.face_ids) // 2]
+    second = labelling.split_faces(clustered, half)
+    assert review.name_group(clustered, c.id, "Ada Lovelace").ok
+    ada = browse.find_person(clustered, "Ada Lovelace").id
+    monkeypatch.setattr(review, "GROUPS_PER_PAGE", 100)  # the split-off group is small: on page 1 here
+    page = review.layout(clustered)
+    assert "It's Ada Lovelace" in to_json(page)
+    button = {"index": second, "person": ada, "type": "review-accept"}
+    assert ids_of(page, "review-accept") == [button]  # the only group near a named person
+    assert ids_of(review.layout(clustered, cluster=str(second)), "review-accept") == [button]
+    client = callbacks(clustered)
+    dep = client.find({"index": ["ALL"], "person": ["ALL"], "type": "review-accept"})
+    got = answered(client.call(dep, [[], [], [(button, 1)]], [[], []], [pid(button) + ".n_clicks"]))
+    assert "toast-ok" in json.dumps(got["app-alert"]) and "Ada Lovelace" in json.dumps(got["app-alert"])
+    assert faces_of(clustered, ada) >= set(c.face_ids)
+    assert "It's Ada Lovelace" not in to_json(review.layout(clustered))
+
+
+def test_same_person_is_asked_with_both_names_merge_or_different_remembered(clustered: Library) -> None:
+    c = largest_cluster(clustered)
+    second = labelling.split_faces(clustered, c.face_ids[: len(c.face_ids) // 2])
+    assert review.name_group(clustered, c.id, "Ada A").ok and review.name_group(clustered, second, "Ada B").ok
+    a, b = browse.find_person(clustered, "Ada A").id, browse.find_person(clustered, "Ada B").id
+    page = to_json(review.layout(clustered))
+    assert "Same person?" in page and "Ada A" in page and "Ada B" in page and "Different people" in page
+    fb = review.keep_apart(clustered, a, b)
+    assert fb.ok and "different" in fb.message
+    assert "Same person?" not in to_json(review.layout(clustered))  # remembered
+    assert undo_last(clustered).ok
+    assert "Same person?" in to_json(review.layout(clustered))
+    source, target = review.merge_direction(clustered, a, b)
+    assert review.merge_pair(clustered, source, target).ok
+    assert [p.name for p in browse.list_people(clustered, include_hidden=True)] in (["Ada A"], ["Ada B"])
+    assert faces_of(clustered, int(str(target))) >= set(c.face_ids)
+
+
+def test_a_same_photo_refusal_asks_and_do_it_anyway_forces_it(clustered: Library) -> None:
+    f1, f2 = two_faces_of_one_photo(clustered)
+    client = callbacks(clustered)
+    key = f1
+    name_btn, box = {"index": key, "type": "stack-name"}, {"index": key, "type": "stack-input"}
+    store = {"index": key, "type": "stack-faces"}
+    dep = client.find({"index": ["ALL"], "type": "stack-name"})
+    got = answered(client.call(dep, [[(name_btn, 1)], [(box, 0)]],
+                               [[(box, "Ada")], [(box, box)], [(store, [f1, f2])], [(store, store)],
+                                {"selected": [], "anchor": None}], [pid(name_btn) + ".n_clicks"]))
+    confirm = json.dumps(got["unassigned-confirm"])
+    assert "Do it anyway" in confirm and "two faces in one photo" in confirm and "app-alert" not in got
+    assert browse.list_people(clustered, include_hidden=True) == []  # nothing changed yet
+    pending = got["unassigned-pending"]["data"]
+    force = client.find("unassigned-force")
+    cancelled = answered(client.call(force, [0, 1], [pending], ["unassigned-force-cancel.n_clicks"]))
+    assert cancelled["unassigned-confirm"]["children"] is None
+    assert browse.list_people(clustered, include_hidden=True) == []
+    done = answered(client.call(force, [1, 0], [pending], ["unassigned-force.n_clicks"]))
+    assert "toast-ok" in json.dumps(done["app-alert"]) and done["unassigned-confirm"]["children"] is None
+    assert faces_of(clustered, browse.find_person(clustered, "Ada").id) == {f1, f2}
+
+
+def test_suggestions_and_review_ask_before_two_faces_of_one_photo(clustered: Library) -> None:
+    f1, f2 = two_faces_of_one_photo(clustered)
+    ada = labelling.assign_faces(clustered, [f1], "Ada")
+    # Suggestions: an accept the library refuses (the question was built before f1 was Ada's)
+    current = {"face_ids": [f2], "person_id": ada, "person_name": "Ada", "left_out": []}
+    fb, _ = suggestions.answer(clustered, "accept", current, [])
+    assert fb is not None and not fb.ok and fb.needs_force and faces_of(clustered, ada) == {f1}
+    client = callbacks(clustered)
+    got = answered(client.call(client.find("suggestions-accept"), [1, 0, 0], [current, []],
+                               ["suggestions-accept.n_clicks"]))
+    assert "Do it anyway" in json.dumps(got["suggestions-confirm"]) and faces_of(clustered, ada) == {f1}
+    got = answered(client.call(client.find("suggestions-force"), [1, 0], [current, []],
+                               ["suggestions-force.n_clicks"]))
+    assert faces_of(clustered, ada) == {f1, f2} and got["suggestions-confirm"]["children"] is None
+    assert labelling.undo(clustered)
+    # Review: naming a group that holds the photo's other face
+    group = labelling.split_faces(clustered, [f2])
+    fb = review.name_group(clustered, group, "Ada")
+    assert not fb.ok and fb.needs_force
+    asked = {"kind": "name", "cluster_id": group, "name": "Ada"}
+    _toast, refresh, box, pending = ui.respond_or_ask("review", fb, asked)
+    assert refresh is ui.no_update and "Do it anyway" in to_json(box) and pending is not None
+    assert review.retry(clustered, pending).ok and faces_of(clustered, ada) == {f1, f2}
+
+
+def test_unassigned_shows_only_unassigned_faces_in_stacks_biggest_first(clustered: Library) -> None:
+    first = largest_cluster(clustered)
+    review.name_group(clustered, first.id, "Ada")
+    everyone = unassigned_ids(clustered)
+    every = stacks.every_stack(clustered)
+    assert [st.size for st in every] == sorted((st.size for st in every), reverse=True)
+    assert sorted(f for st in every for f in st.face_ids) == sorted(everyone)  # each unassigned face once
+    page = unassigned.layout(clustered)
+    tiles = [i["index"] for i in ids_of(page, "unassigned-face")]
+    assert sorted(tiles) == sorted(everyone)  # each once, and only the unassigned
+    assert not set(tiles) & faces_of(clustered, browse.find_person(clustered, "Ada").id)
+    assert len(ids_of(page, "stack-name")) == sum(1 for st in every if st.size > 1)
+    assert tiles[:every[0].size] == every[0].face_ids  # the biggest stack first
+
+    # a stack named in one action, one face clicked away ("not all the same")
+    stack = next(st for st in every if st.size >= 3)
+    left = stack.face_ids[-1]
+    fb = unassigned.name_stack(clustered, list(stack.face_ids), [left], "Grace Hopper")
+    assert fb.ok and "1 face left out" in fb.message
+    grace = browse.find_person(clustered, "Grace Hopper").id
+    assert faces_of(clustered, grace) == set(stack.face_ids) - {left}
+    with clustered.session() as s:
+        assert s.get(FaceRejection, (left, grace)) is not None
+    assert unassigned_ids(clustered) == everyone - (set(stack.face_ids) - {left})
+    tiles = {i["index"] for i in ids_of(unassigned.layout(clustered), "unassigned-face")}
+    assert tiles == unassigned_ids(clustered) and left in tiles
+
+
+def test_unassigned_pages_split_the_stacks_without_losing_a_face(clustered: Library) -> None:
+    every = stacks.every_stack(clustered)
+    total = sum(st.size for st in every)
+    seen: list[int] = []
+    for page in range(1, -(-total // 7) + 1):
+        pieces = unassigned.page_pieces(every, page, per_page=7)
+        assert sum(len(p.face_ids) for p in pieces) == min(7, total - 7 * (page - 1))
+        for p in pieces:
+            assert p.before + len(p.face_ids) + p.after == p.stack.size
+        seen += [f for p in pieces for f in p.face_ids]
+    assert seen == [f for st in every for f in st.face_ids]
