@@ -1,59 +1,32 @@
 """Compact, constraint-respecting groups of faces: pure functions over embeddings.
 
-No database, no dlib: every function takes an ``(n, d)`` float matrix of face embeddings
-(dlib's 128-d descriptors, Euclidean distance) plus one photo id per face, and returns
-group labels (``-1`` = left ungrouped) or person ids. :mod:`organizer.clustering` loads the
-faces, calls these and stores the result; ``bench/grouping.py`` measures them.
+No database, no dlib: every function takes an ``(n, d)`` float matrix of embeddings
+(Euclidean distance) plus one photo id per face, and returns group labels (``-1`` = left
+ungrouped; renumbered ``0..k-1`` in order of each group's first face) or person ids.
+:mod:`organizer.clustering` loads the faces, calls these and stores the result;
+``bench/grouping.py`` measures them (figures: README "Clustering and labelling people").
 
-Why not plain DBSCAN: at eps 0.40 DBSCAN is single-link chaining, so a group can hold
-faces that are far apart as long as a path of close faces joins them. That is how young
-children of different families and under-represented groups (whom dlib's model places
-closer together) end up in one group. The rule here (measured in ``bench/grouping.py``,
-figures in the README):
+Why not plain DBSCAN: it is single-link chaining, so faces far apart share a group as long
+as a path of close faces joins them (that is how young children of different families ended
+up together). The rule, :func:`compact_groups` (:func:`refine_groups`: steps 2-3 on labels
+from any connecting clustering):
 
 1. **connect** with DBSCAN (``eps`` 0.42, ``min_samples`` 2), or Chinese whispers;
-2. **compact**: a group is kept only when every face is within ``max_radius`` (0.62) of the
-   group's medoid (the face with the smallest summed distance to the others), and when a
-   slightly tighter eps (``eps - eps_step``) does not break it into two or more pieces of
-   ``split_min_piece`` (5) faces or more (two people joined by a few bridge faces). A group
-   that fails is re-clustered with the tighter eps and each piece checked again, down to
+2. **compact** (:func:`split_loose`): a group stays only when every face is within
+   ``max_radius`` of its medoid and ``eps - eps_step`` does not break it into pieces of
+   ``split_min_piece`` faces or more; otherwise it is re-clustered tighter, down to
    ``min_eps``; a piece still loose there keeps the faces within ``max_radius`` of its
-   medoid as one group, and what lies outside is grouped again the same way. So no
-   group's faces are ever further than ``max_radius`` from its medoid, hence never further
-   than ``2 * max_radius`` from each other;
-3. **cannot-link**: two faces of one photo are never one person, so a group that holds
-   several faces of a photo keeps the one nearest its medoid and lets the others go
-   (ungrouped). After this no group holds two faces of one photo.
+   medoid and the rest is grouped again the same way. So no two faces of a group are ever
+   further than ``2 * max_radius`` apart;
+3. **cannot-link** (:func:`enforce_cannot_link`): of several faces of one photo in a group,
+   only the one nearest its medoid stays.
 
-Anchored second pass (after the user named people): :func:`assign_to_anchors` gives an
-unnamed face to the person whose confirmed faces are nearest (mean of the ``k`` nearest,
-as :mod:`organizer.suggestions` scores people) when that distance is at most
-``max_distance`` and every other person is at least ``margin`` further, never to a person
-the user rejected for that face, and never to a person who already has a face in that
-photo (of two faces of one photo wanting one person, only the nearer gets them).
-Measured on lfw-dev after naming the largest group of every identity: at 0.45 / 0.10, 105
-more faces assigned, all right (recall 0.956 -> 0.966, precision 1.000); margin 0.05:
-135, 97.7% right; margin 0: 153, 91.8%; 0.50 / 0.10: 240, 97.4%; at 0.40 hardly any
-face is left that close (2).
-:func:`anchored_groups` runs that, then groups what is left with :func:`compact_groups`.
-
-What clustering calls (the API)::
-
-    from organizer.grouping import GroupingRule, compact_groups, refine_groups, assign_to_anchors
-
-    rule = GroupingRule()                       # eps 0.42, max_radius 0.62, split_min_piece 5
-    labels = dbscan_labels(pool_mat, rule.eps, rule.min_samples)   # clustering's streaming DBSCAN
-    labels = refine_groups(pool_mat, labels, pool_photo_ids, rule) # compact + cannot-link
-    # or, for inputs that fit in memory, both steps at once:
-    labels = compact_groups(pool_mat, pool_photo_ids, rule)
-
-    # anchored pass: confirmed faces' embeddings, their person ids, and their photo ids
-    person = assign_to_anchors(pool_mat, pool_photo_ids, ref_mat, ref_person, ref_photo_ids,
-                               rejected={pool_index: {person_id, ...}}, max_distance=0.45, margin=0.10)
-    # person[i] = person id for pool face i, or -1; cluster the faces with person == -1
-
-``pool_photo_ids``/``ref_photo_ids`` are ``Face.photo_id`` of each row. Labels are
-renumbered ``0..k-1`` in order of each group's first face.
+Anchored pass (:func:`assign_to_anchors`, :func:`anchored_groups`): an unnamed face goes to
+the person whose confirmed faces are nearest (mean of the ``k`` nearest, as
+:mod:`organizer.neighbours` scores people) when that is within ``max_distance`` and every
+other person is at least ``margin`` further; never to a person the user rejected for that
+face, nor to one who already has a face in that photo (of two faces of one photo wanting one
+person, the nearer wins).
 """
 from __future__ import annotations
 
