@@ -1,27 +1,16 @@
 """Forgetting face data for good: one person's, or everybody's.
 
-A deleted row is not gone from an SQLite file: its bytes stay in free pages of the
-database and in older frames of the write-ahead log until they happen to be reused. So
-both functions delete the rows in one transaction and then rebuild the file (``VACUUM``)
-and empty the log (``wal_checkpoint(TRUNCATE)``): afterwards no embedding or thumbnail
-byte of what was forgotten is left in ``library.db`` or ``library.db-wal``.
+Why the file is rebuilt: a deleted row's bytes stay in SQLite's free pages and in older
+frames of the write-ahead log until they happen to be reused. So both functions delete the
+rows in one transaction, then ``VACUUM`` and ``wal_checkpoint(TRUNCATE)``: afterwards no
+embedding or thumbnail byte of what was forgotten is left in ``library.db`` or its ``-wal``.
 
-What stays, on purpose:
-
-* **photos** (path, size, date, content hash): they are the user's files, not face data,
-  and keeping them means a later ``organizer scan`` sees them as already read and does
-  *not* detect the forgotten faces again. (To start from scratch, delete the library file.)
-* with :func:`forget_all_faces`, **people** (names, birth dates, hidden flag): they are
-  what the user typed, not biometric data; they simply have no faces any more. ``organizer
-  forget NAME`` removes a person completely.
-
-The undo history goes too where it mentions what was forgotten (it holds face ids and
-names, and undoing into deleted rows makes no sense); forgetting itself cannot be undone.
-
-Slideshows made of what is forgotten (the library remembers each export, see
-:func:`organizer.slideshow.record_export`): the dashboard's downloads, kept in the
-organizer's temporary folder, are deleted; files the user exported to a place of their
-choosing are theirs, so they are named in the report, not deleted.
+Kept on purpose: **photos** (the user's files; keeping them is what stops a later scan from
+detecting the forgotten faces again) and, with :func:`forget_all_faces`, **people** (what
+the user typed, not biometric data). The undo history goes where it mentions what was
+forgotten (undoing into deleted rows makes no sense); forgetting cannot be undone. Exports
+showing what was forgotten (:func:`organizer.slideshow.record_export`): the organizer's own
+temporary downloads are deleted, files the user exported elsewhere are named, not deleted.
 """
 from __future__ import annotations
 
