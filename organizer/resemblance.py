@@ -190,7 +190,7 @@ class _FaceSet:
                     out[i] = years
         return out
 
-    def subset(self, idx: np.ndarray) -> "_FaceSet":
+    def subset(self, idx: np.ndarray) -> _FaceSet:
         return _FaceSet(self.person_id, self.name, self.birth, self.face_ids[idx], self.photo_ids[idx],
                         self.vectors[idx], self.weights[idx], [self.taken[i] for i in idx],
                         self.file_dates[idx], self.note)
@@ -576,13 +576,14 @@ def lookalike(lib: Library, photo: str | Path, *, top: int = 3, threshold: float
                     break
         matches = [LookalikeMatch(pid, rows[i][1], round(float(dist[i]), 4), rows[i][2], rows[i][3])
                    for pid, i in nearest.items()]
-        t, r, b, l = d.box
-        box = (round(t * inv), round(r * inv), round(b * inv), round(l * inv))
+        box_top, box_right, box_bottom, box_left = d.box
+        box = (round(box_top * inv), round(box_right * inv), round(box_bottom * inv), round(box_left * inv))
         out.append(LookalikeFace(n + 1, box, matches, not matches or matches[0].distance > threshold))
     return LookalikeResult(label, out, threshold, len(set(person_ids.tolist())))
 
 
-def lookalike_bytes(lib: Library, data: bytes, *, name: str = "upload", **kw: object) -> LookalikeResult:
+def lookalike_bytes(lib: Library, data: bytes, *, name: str = "upload", top: int = 3,
+                    threshold: float = LOOKALIKE_THRESHOLD, max_size: int = 1600) -> LookalikeResult:
     """:func:`lookalike` for an uploaded file's bytes (size-checked, decoded by open_image)."""
     if not data:
         raise UnreadableImage(f"{name} is empty")
@@ -592,6 +593,6 @@ def lookalike_bytes(lib: Library, data: bytes, *, name: str = "upload", **kw: ob
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        return lookalike(lib, tmp, name=name, **kw)  # type: ignore[arg-type]
+        return lookalike(lib, tmp, name=name, top=top, threshold=threshold, max_size=max_size)
     finally:
         os.unlink(tmp)
