@@ -43,7 +43,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from . import faces as face_api
 from .config import Settings
@@ -325,7 +326,7 @@ class ScanPlan:
 
 def load_known(library: Library) -> dict[str, KnownPhoto]:
     with library.session() as s:
-        def per_photo(q) -> dict[int, int]:  # type: ignore[no-untyped-def]
+        def per_photo(q: Select[int, int]) -> dict[int, int]:
             return {pid: n for pid, n in s.execute(q.group_by(Face.photo_id))}
 
         count = select(Face.photo_id, func.count())
@@ -350,7 +351,8 @@ def _path_likeness(a: str, b: str, *, closely: bool = True) -> tuple[bool, float
     return same_folder, difflib.SequenceMatcher(None, a, b).ratio() if closely else 0.0
 
 
-def _pair_by_hash(rows: list[KnownPhoto], files: list[tuple[FileEntry, str | None]]) -> list[tuple[KnownPhoto, FileEntry]]:
+def _pair_by_hash(rows: list[KnownPhoto],
+                  files: list[tuple[FileEntry, str | None]]) -> list[tuple[KnownPhoto, FileEntry]]:
     """Pair known rows with files of the same content, the rows holding the most user
     data first, each with the file whose path is most like its own.
 
@@ -414,24 +416,25 @@ def plan_scan(root: Path, known: dict[str, KnownPhoto], entries: Iterable[FileEn
     unseen = [k for path, k in known.items() if path not in seen]
     plan.unreadable = [k for k in unseen if _under(k.path, blind) and k.status != PhotoStatus.missing]
     hidden = {k.id for k in plan.unreadable}
-    plan.listing_errors = [e for e in errors if not e.maybe_folder or any(_under(k.path, [e.rel]) for k in plan.unreadable)]
+    plan.listing_errors = [e for e in errors
+                           if not e.maybe_folder or any(_under(k.path, [e.rel]) for k in plan.unreadable)]
     plan.vanished = [k for k in unseen if k.status != PhotoStatus.missing and k.id not in hidden]
     missing = [k for k in unseen if k.status == PhotoStatus.missing]
     # a photo that was already missing can come back under another path: count it as vanished for matching
     movable = [k for k in plan.vanished + missing if k.content_hash]
 
     changed_hashes = hasher([root / e.rel for e, _ in changed]) if changed else []
-    for (e, k), h in zip(changed, changed_hashes):
+    for (e, k), h in zip(changed, changed_hashes, strict=True):  # the hasher gives one hash per path
         if h is not None and h == k.content_hash and k.status != PhotoStatus.error:
             plan.restamp.append((k.id, e))
         else:
             plan.todo.append((e, k.id, h))
 
     fresh_hashes = hasher([root / e.rel for e in fresh]) if (fresh and movable) else [None] * len(fresh)
-    moved = _pair_by_hash(movable, list(zip(fresh, fresh_hashes)))
+    moved = _pair_by_hash(movable, list(zip(fresh, fresh_hashes, strict=True)))
     plan.moves = [(k.id, e) for k, e in moved]
     paired = {e.rel for _, e in moved}
-    plan.todo += [(e, None, h) for e, h in zip(fresh, fresh_hashes) if e.rel not in paired]
+    plan.todo += [(e, None, h) for e, h in zip(fresh, fresh_hashes, strict=True) if e.rel not in paired]
     _plan_adoptions(plan, known, [k for k in movable if k.user_data > (0, 0)], {k.id for k, _ in moved})
     moved_ids = {pid for pid, _ in plan.moves} | {ghost for ghost, _, _ in plan.adoptions}
     plan.vanished = [k for k in plan.vanished if k.id not in moved_ids]
@@ -681,17 +684,18 @@ class _Runner:
 # stage 4: commit
 
 
-def _carry_labels(s, photo_id: int, new_faces: list[Face]) -> int:  # type: ignore[no-untyped-def]
+def _carry_labels(s: Session, photo_id: int, new_faces: list[Face]) -> int:
     """Move the user's decisions from a photo's old faces to its re-detected faces.
 
     Returns how many old faces handed their labels on. User-confirmed or user-rejected
     old faces that match nothing are kept (never silently dropped); the rest go.
     """
-    old = list(s.scalars(select(Face).where(Face.photo_id == photo_id, Face.id.not_in([f.id for f in new_faces if f.id]))))
+    new_ids = [f.id for f in new_faces if f.id]
+    old = list(s.scalars(select(Face).where(Face.photo_id == photo_id, Face.id.not_in(new_ids))))
     if not old:
         return 0
     carried = 0
-    rejections = {}
+    rejections: dict[int, list[int]] = {}
     for f in old:
         rejections[f.id] = list(s.scalars(select(FaceRejection.person_id).where(FaceRejection.face_id == f.id)))
     taken: set[int] = set()
@@ -709,7 +713,8 @@ def _carry_labels(s, photo_id: int, new_faces: list[Face]) -> int:  # type: igno
             continue
         taken.add(best.id)
         if best.person_id is not None or not best.is_face or rejections[best.id]:
-            nf.person_id, nf.assignment, nf.confidence, nf.is_face = best.person_id, best.assignment, best.confidence, best.is_face
+            nf.person_id, nf.assignment = best.person_id, best.assignment
+            nf.confidence, nf.is_face = best.confidence, best.is_face
             nf.cluster_id = best.cluster_id
             s.flush()
             for pid in rejections[best.id]:
@@ -735,7 +740,8 @@ def _face_rows(res: FileResult, detector: str) -> list[tuple[Face, bytes]]:
     return rows
 
 
-def commit_results(library: Library, batch: list[tuple[FileResult, int | None]], detector: str, report: ScanReport) -> None:
+def commit_results(library: Library, batch: list[tuple[FileResult, int | None]], detector: str,
+                   report: ScanReport) -> None:
     """Write a batch of analysed files in one transaction (all or nothing)."""
     with library.session() as s:
         for res, existing_id in batch:
@@ -779,7 +785,8 @@ def commit_results(library: Library, batch: list[tuple[FileResult, int | None]],
             report.faces_added += len(new_faces)
 
 
-def record_listing_errors(library: Library, errors: list[ListingError], known: dict[str, KnownPhoto], report: ScanReport) -> None:
+def record_listing_errors(library: Library, errors: list[ListingError], known: dict[str, KnownPhoto],
+                          report: ScanReport) -> None:
     with library.session() as s:
         for e in errors:
             report.errors.append((e.rel, e.reason))
@@ -804,7 +811,8 @@ def apply_moves_and_restamps(library: Library, plan: ScanPlan, report: ScanRepor
             report.faces_removed += s.scalar(select(func.count()).select_from(Face).where(Face.photo_id.in_(bare))) or 0
             s.execute(delete(Photo).where(Photo.id.in_(bare)))
         for pid, e in [*plan.moves, *((ghost, e) for ghost, _, e in plan.adoptions)]:
-            s.execute(update(Photo).where(Photo.id == pid).values(path=e.rel, size=e.size, mtime=e.mtime, status=PhotoStatus.ok, error=None))
+            s.execute(update(Photo).where(Photo.id == pid).values(path=e.rel, size=e.size, mtime=e.mtime,
+                                                                  status=PhotoStatus.ok, error=None))
         for pid, e in plan.restamp:
             s.execute(update(Photo).where(Photo.id == pid).values(size=e.size, mtime=e.mtime))
     report.moved += len(plan.moves) + len(plan.adoptions)
@@ -824,7 +832,8 @@ def remove_vanished(library: Library, vanished: list[KnownPhoto], report: ScanRe
             report.faces_removed += s.scalar(select(func.count()).select_from(Face).where(Face.photo_id.in_(drop))) or 0
             s.execute(delete(Photo).where(Photo.id.in_(drop)))
         if keep:
-            s.execute(update(Photo).where(Photo.id.in_(keep)).values(status=PhotoStatus.missing, error="file not found at last scan"))
+            s.execute(update(Photo).where(Photo.id.in_(keep)).values(status=PhotoStatus.missing,
+                                                                     error="file not found at last scan"))
     report.removed += len(ids) - len(keep)
     report.kept_missing += len(keep)
 
@@ -933,7 +942,8 @@ def scan(library: Library, photo_dir: str | Path, settings: Settings | None = No
                 commit_results(library, batch, opts.label, report)
                 batch, last_commit = [], time.monotonic()
             if progress:
-                progress(ScanProgress(done, total, report.faces_added + sum(len(r.faces) for r, _ in batch), report.failed, res.rel))
+                faces_so_far = report.faces_added + sum(len(r.faces) for r, _ in batch)
+                progress(ScanProgress(done, total, faces_so_far, report.failed, res.rel))
         if batch:
             commit_results(library, batch, opts.label, report)
             batch = []
@@ -997,7 +1007,7 @@ def library_stats(library: Library) -> LibraryStats:
 
     root = library.get_meta("root")
     with library.session() as s:
-        def count(q):  # type: ignore[no-untyped-def]
+        def count(q: Select[int]) -> int:
             return s.scalar(q) or 0
 
         by_status = dict(s.execute(select(Photo.status, func.count()).group_by(Photo.status)).all())
@@ -1010,7 +1020,8 @@ def library_stats(library: Library) -> LibraryStats:
             photos_missing=by_status.get(PhotoStatus.missing, 0),
             faces=count(select(func.count()).select_from(Face).where(live)),
             faces_named=count(select(func.count()).select_from(Face).where(live, Face.person_id.is_not(None))),
-            faces_confirmed=count(select(func.count()).select_from(Face).where(live, Face.assignment == Assignment.confirmed)),
+            faces_confirmed=count(select(func.count()).select_from(Face).where(
+                live, Face.assignment == Assignment.confirmed)),
             people=count(select(func.count()).select_from(Person)),
             clusters=count(select(func.count()).select_from(Cluster).where(Cluster.size > 0)),
             last_scan=s.scalar(select(func.max(ScanRun.finished_at))),
