@@ -122,7 +122,7 @@ def person_distances(dist_row: np.ndarray, owner_row: np.ndarray, rejected: set[
     """{person: mean distance to their K_PER_PERSON nearest confirmed faces} from one face's
     neighbour list (distances sorted, owners aligned; -1 = padding); rejected people left out."""
     per: dict[int, list[float]] = {}
-    for d, pid in zip(dist_row.tolist(), owner_row.tolist()):
+    for d, pid in zip(dist_row.tolist(), owner_row.tolist(), strict=True):
         if pid < 0 or d == math.inf:
             break
         if pid in rejected:
@@ -158,7 +158,10 @@ def choose_evidence(ids: np.ndarray, mat: np.ndarray, quality: np.ndarray, cap: 
     cn = np.einsum("ij,ij->i", cm, cm)
     sm = mat[picked]
     sn = np.einsum("ij,ij->i", sm, sm)
-    dmin = (cn[:, None] + sn[None, :] - 2.0 * (cm @ sm.T)).min(axis=1) if best else np.full(len(cand), np.inf, dtype=np.float32)
+    if best:
+        dmin = (cn[:, None] + sn[None, :] - 2.0 * (cm @ sm.T)).min(axis=1)
+    else:
+        dmin = np.full(len(cand), np.inf, dtype=np.float32)
     taken = np.zeros(len(cand), dtype=bool)
     extra = []
     for _ in range(cap - best):
