@@ -609,15 +609,23 @@ def test_same_person_is_asked_with_both_names_merge_or_different_remembered(clus
     second = labelling.split_faces(clustered, c.face_ids[: len(c.face_ids) // 2])
     assert review.name_group(clustered, c.id, "Ada A").ok and review.name_group(clustered, second, "Ada B").ok
     a, b = browse.find_person(clustered, "Ada A").id, browse.find_person(clustered, "Ada B").id
-    page = to_json(review.layout(clustered))
+    assert "review-merges-load" in to_json(review.layout(clustered))  # filled in after the page shows
+    client = callbacks(clustered)
+    load = client.find("review-merges-load", "data")
+    page = json.dumps(answered(client.call(load, [True], [], ["review-merges-load.data"]))["review-merges"])
     assert "Same person?" in page and "Ada A" in page and "Ada B" in page and "Different people" in page
-    fb = review.keep_apart(clustered, a, b)
-    assert fb.ok and "different" in fb.message
-    assert "Same person?" not in to_json(review.layout(clustered))  # remembered
+    pair = {"index": f"{min(a, b)}:{max(a, b)}", "type": "review-apart"}
+    apart = client.find({"index": ["ALL"], "type": "review-apart"})
+    got = answered(client.call(apart, [[], [(pair, 1)]], [[]], [pid(pair) + ".n_clicks"]))
+    assert "toast-ok" in json.dumps(got["app-alert"]) and "different" in json.dumps(got["app-alert"])
+    assert review.merge_cards(clustered) == []  # remembered
     assert undo_last(clustered).ok
-    assert "Same person?" in to_json(review.layout(clustered))
-    source, target = review.merge_direction(clustered, a, b)
-    assert review.merge_pair(clustered, source, target).ok
+    assert "Same person?" in to_json(review.merge_cards(clustered))
+    _source, target = review.merge_direction(clustered, a, b)
+    merge = {"index": pair["index"], "type": "review-merge"}
+    got = answered(client.call(client.find({"index": ["ALL"], "type": "review-merge"}), [[(merge, 1)], []],
+                               [[(merge, merge)]], [pid(merge) + ".n_clicks"]))
+    assert "toast-ok" in json.dumps(got["app-alert"]) and "Merged" in json.dumps(got["app-alert"])
     assert [p.name for p in browse.list_people(clustered, include_hidden=True)] in (["Ada A"], ["Ada B"])
     assert faces_of(clustered, int(str(target))) >= set(c.face_ids)
 
