@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from PIL import Image
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from .db import Library
 from .errors import (
@@ -49,6 +51,9 @@ from .jobs import Cancelled, CancelToken, Progress, as_progress, owner_tag, remo
 from .jobs import owner_alive as owner_alive  # where the leftovers' owners were first told apart
 from .models import Assignment, Face, LibraryMeta, Person, Photo, PhotoStatus
 from .queries import normalise_name, resolve_person
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from 3.12
 
 FORMATS = ("html", "mp4", "folder")
 #: output size per format when none is given: html images fit inside it, the mp4 is it
@@ -171,7 +176,8 @@ def parse_date_bound(text: str | date | None, *, end: bool = False) -> datetime 
     if isinstance(text, datetime):
         return text
     if isinstance(text, date):
-        start, nxt = datetime(text.year, text.month, text.day), datetime(text.year, text.month, text.day) + timedelta(days=1)
+        start = datetime(text.year, text.month, text.day)
+        nxt = start + timedelta(days=1)
         return nxt - timedelta(microseconds=1) if end else start
     raw = str(text).strip()
     m = re.fullmatch(r"(\d{4})(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?", raw)
@@ -209,7 +215,7 @@ def resolve_people(lib: Library, names: Sequence[str]) -> list[PersonRef]:
     return refs
 
 
-def _counts_as(include_auto: bool):  # type: ignore[no-untyped-def]
+def _counts_as(include_auto: bool) -> ColumnElement[bool]:
     """SQL condition: the face's person assignment is one the slideshow trusts."""
     confirmed = Face.assignment == Assignment.confirmed
     if not include_auto:
@@ -260,6 +266,7 @@ def select_photos(lib: Library, names: Sequence[str], *, match: str = "all",
             q = q.where(Photo.taken_at <= end)
         faces_by_photo: dict[int, dict[int, list[Box]]] = {}
         for photo_id, person_id, top, right, bottom, left in s.execute(q):
+            assert person_id is not None  # the query keeps only faces of the named people
             faces_by_photo.setdefault(photo_id, {}).setdefault(person_id, []).append((top, right, bottom, left))
         need = set(ids)
         chosen = [pid for pid, by_person in faces_by_photo.items()
@@ -290,18 +297,21 @@ def select_photos(lib: Library, names: Sequence[str], *, match: str = "all",
     return Selection(people, match, slides, unavailable, undated_excluded, description, library=lib)
 
 
-def _count_undated_matches(s, ids, trusted, side, min_face, match) -> int:  # type: ignore[no-untyped-def]
+def _count_undated_matches(s: Session, ids: list[int], trusted: ColumnElement[bool], side: ColumnElement[int],
+                           min_face: int, match: str) -> int:
     q = (select(Face.photo_id, Face.person_id).join(Photo, Photo.id == Face.photo_id)
          .where(Face.person_id.in_(ids), Face.is_face.is_(True), trusted, Photo.taken_at.is_(None)))
     if min_face:
         q = q.where(side >= min_face)
     seen: dict[int, set[int]] = {}
     for photo_id, person_id in s.execute(q):
+        assert person_id is not None  # the query keeps only faces of the named people
         seen.setdefault(photo_id, set()).add(person_id)
     return sum(1 for got in seen.values() if (set(ids) <= got if match == "all" else got))
 
 
-def _caption_names(s, photo_ids: list[int], selected: list[int], include_auto: bool) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]
+def _caption_names(s: Session, photo_ids: list[int], selected: list[int],
+                   include_auto: bool) -> dict[int, list[str]]:
     """Everyone trusted-named in each photo: the selected people first (in the order
     asked), then others by name. Hidden people appear only if selected."""
     out: dict[int, list[tuple[int, str]]] = {}
@@ -499,7 +509,8 @@ def render_fit(slide: Slide, max_w: int, max_h: int) -> Image.Image:
     return img
 
 
-def preview_images(selection: Selection, count: int = 8, size: tuple[int, int] = (320, 180)) -> list[tuple[Slide, bytes]]:
+def preview_images(selection: Selection, count: int = 8,
+                   size: tuple[int, int] = (320, 180)) -> list[tuple[Slide, bytes]]:
     """JPEG previews of the first ``count`` photos, cropped as the mp4 frames them."""
     import io
 
@@ -670,7 +681,7 @@ def record_export(lib: Library, people: Sequence[PersonRef], path: Path, fmt: st
         pass
 
 
-def take_export_records(s, person_id: int | None) -> list[ExportRecord]:  # type: ignore[no-untyped-def]
+def take_export_records(s: Session, person_id: int | None) -> list[ExportRecord]:
     """Remove from the library (in session ``s``) the records of exports showing
     ``person_id`` (None: every record) and return them."""
     records = _load_records(s)
@@ -680,7 +691,7 @@ def take_export_records(s, person_id: int | None) -> list[ExportRecord]:  # type
     return taken
 
 
-def _load_records(s) -> list[ExportRecord]:  # type: ignore[no-untyped-def]
+def _load_records(s: Session) -> list[ExportRecord]:
     row = s.get(LibraryMeta, EXPORTS_KEY)
     try:
         raw = json.loads(row.value) if row is not None else []
@@ -690,7 +701,7 @@ def _load_records(s) -> list[ExportRecord]:  # type: ignore[no-untyped-def]
         return []  # a damaged record is not worth failing an export or a forget over
 
 
-def _store_records(s, records: list[ExportRecord]) -> None:  # type: ignore[no-untyped-def]
+def _store_records(s: Session, records: list[ExportRecord]) -> None:
     value = json.dumps([{"path": r.path, "fmt": r.fmt, "people": list(r.people), "temporary": r.temporary}
                         for r in records])
     s.merge(LibraryMeta(key=EXPORTS_KEY, value=value))
@@ -708,15 +719,29 @@ def remove_export(path: Path) -> bool:
     return True
 
 
+class _ExportOptions(TypedDict, total=False):
+    """:func:`export_slideshow`'s keyword options, passed on by :func:`make_slideshow` (its
+    defaults apply to those left out)."""
+
+    size: str | tuple[int, int] | None
+    seconds: float
+    link: bool
+    overwrite: bool
+    progress: Progress | ProgressCallback | None
+    cancel: threading.Event | CancelToken | None
+    record: bool
+
+
 def make_slideshow(lib: Library, names: Sequence[str], out: str | Path, fmt: str, *, match: str = "all",
                    date_from: str | date | None = None, date_to: str | date | None = None, min_face: int = 0,
-                   include_auto: bool = False, **export_options: object) -> tuple[Selection, ExportReport]:
+                   include_auto: bool = False,
+                   **export_options: Unpack[_ExportOptions]) -> tuple[Selection, ExportReport]:
     """Select and export in one call (what the CLI does)."""
     if fmt not in FORMATS:
         raise InvalidRequest(f"unknown format {fmt!r}: choose html, mp4 or folder")
     selection = select_photos(lib, names, match=match, date_from=date_from, date_to=date_to,
                               min_face=min_face, include_auto=include_auto)
-    report = export_slideshow(selection, out, fmt, **export_options)  # type: ignore[arg-type]
+    report = export_slideshow(selection, out, fmt, **export_options)
     return selection, report
 
 
@@ -835,17 +860,20 @@ _HTML_TEMPLATE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-html, body {{ margin: 0; height: 100%; background: #000; color: #eee; font: 16px/1.4 system-ui, sans-serif; overflow: hidden; }}
+html, body {{ margin: 0; height: 100%; background: #000; color: #eee; font: 16px/1.4 system-ui, sans-serif;
+  overflow: hidden; }}
 #show {{ position: fixed; inset: 0; }}
-.slide {{ position: absolute; inset: 0; margin: 0; opacity: 0; visibility: hidden; transition: opacity .6s, visibility .6s; }}
+.slide {{ position: absolute; inset: 0; margin: 0; opacity: 0; visibility: hidden;
+  transition: opacity .6s, visibility .6s; }}
 .slide.active {{ opacity: 1; visibility: visible; }}
 .slide img {{ width: 100%; height: 100%; object-fit: contain; display: block; }}
 .slide figcaption {{ position: absolute; left: 0; right: 0; bottom: 0; padding: 1.2em 1.5em 3.6em;
   background: linear-gradient(transparent, rgba(0,0,0,.65)); text-shadow: 0 1px 2px #000; font-size: 1.15em; }}
-#bar {{ position: fixed; left: 0; right: 0; bottom: 0; display: flex; gap: .5em; align-items: center; justify-content: center;
-  padding: .6em; opacity: .25; transition: opacity .3s; }}
+#bar {{ position: fixed; left: 0; right: 0; bottom: 0; display: flex; gap: .5em; align-items: center;
+  justify-content: center; padding: .6em; opacity: .25; transition: opacity .3s; }}
 #bar:hover, #bar:focus-within {{ opacity: 1; }}
-#bar button {{ background: rgba(255,255,255,.15); color: #fff; border: 0; border-radius: 4px; padding: .45em .9em; font-size: 1em; cursor: pointer; }}
+#bar button {{ background: rgba(255,255,255,.15); color: #fff; border: 0; border-radius: 4px; padding: .45em .9em;
+  font-size: 1em; cursor: pointer; }}
 #counter {{ min-width: 6em; text-align: center; }}
 </style>
 </head>
@@ -882,7 +910,10 @@ html, body {{ margin: 0; height: 100%; background: #000; color: #eee; font: 16px
     document.body.setAttribute("data-current", String(current));
     if (playing) schedule();
   }}
-  function schedule() {{ clearTimeout(timer); timer = setTimeout(function () {{ show(current + 1); }}, seconds * 1000); }}
+  function schedule() {{
+    clearTimeout(timer);
+    timer = setTimeout(function () {{ show(current + 1); }}, seconds * 1000);
+  }}
   function setPlaying(on) {{
     playing = on;
     play.innerHTML = on ? "&#10074;&#10074;" : "&#9654;&#xFE0E;";
@@ -1061,8 +1092,9 @@ def _render_mp4(selection: Selection, built: Path, work: Path, dims: tuple[int, 
                                         stderr=log_file)
             running.append((proc, log))
             try:
-                proc.stdin.write(data)  # type: ignore[union-attr]
-                proc.stdin.close()  # type: ignore[union-attr]
+                assert proc.stdin is not None  # stdin=PIPE
+                proc.stdin.write(data)
+                proc.stdin.close()
             except BrokenPipeError:
                 pass  # ffmpeg died; finish() reports why
             del data
