@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TypedDict, Unpack
 
 from PIL import Image
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -51,9 +51,6 @@ from .jobs import Cancelled, CancelToken, Progress, as_progress, owner_tag, remo
 from .jobs import owner_alive as owner_alive  # where the leftovers' owners were first told apart
 from .models import Assignment, Face, LibraryMeta, Person, Photo, PhotoStatus
 from .queries import normalise_name, resolve_person
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack  # typing's own from 3.12
 
 FORMATS = ("html", "mp4", "folder")
 #: output size per format when none is given: html images fit inside it, the mp4 is it
