@@ -717,3 +717,28 @@ def test_unassigned_pages_split_the_stacks_without_losing_a_face(clustered: Libr
             assert p.before + len(p.face_ids) + p.after == p.stack.size
         seen += [f for p in pieces for f in p.face_ids]
     assert seen == [f for st in every for f in st.face_ids]
+
+
+def test_photo_and_person_pages_ask_before_two_faces_of_one_photo(clustered: Library) -> None:
+    f1, f2 = two_faces_of_one_photo(clustered)
+    ada = labelling.assign_faces(clustered, [f1], "Ada")
+    client = callbacks(clustered)
+    # Photo view: naming the photo's other face Ada asks first, "Do it anyway" does it
+    with clustered.session() as s:
+        photo_id = s.scalar(select(Face.photo_id).where(Face.id == f2))
+    assert "photo-confirm" in to_json(photo.layout(clustered, id=str(photo_id), face=str(f2)))
+    got = answered(client.call(client.find("photo-name"), [1, 0], [f2, "Ada"], ["photo-name.n_clicks"]))
+    assert "Do it anyway" in json.dumps(got["photo-confirm"]) and faces_of(clustered, ada) == {f1}
+    done = answered(client.call(client.find("photo-force"), [1, 0], [got["photo-pending"]["data"]],
+                                ["photo-force.n_clicks"]))
+    assert "toast-ok" in json.dumps(done["app-alert"]) and faces_of(clustered, ada) == {f1, f2}
+    assert labelling.undo(clustered)
+    # Person page: merging someone who shares a photo with Ada asks first
+    labelling.assign_faces(clustered, [f2], "Bea")
+    bea = browse.find_person(clustered, "Bea").id
+    got = answered(client.call(client.find("person-merge"), [1, 0], [bea, "Ada"], ["person-merge.n_clicks"]))
+    assert "Do it anyway" in json.dumps(got["person-confirm"])
+    assert {p.name for p in browse.list_people(clustered, include_hidden=True)} == {"Ada", "Bea"}
+    done = answered(client.call(client.find("person-force"), [1, 0], [got["person-pending"]["data"]],
+                                ["person-force.n_clicks"]))
+    assert "Merged Bea into Ada" in json.dumps(done["app-alert"]) and faces_of(clustered, ada) == {f1, f2}

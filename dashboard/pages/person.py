@@ -2,6 +2,8 @@
 own settings: rename, merge into someone else, hide, cover picture, birth date."""
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 from dash import Dash, Input, NoUpdate, Output, State, ctx, dcc, html, no_update
 from dash.development.base_component import Component
 
@@ -16,6 +18,9 @@ NAV = False
 FACES_PER_PAGE = 120
 ACTIONS = ("remove", "move", "notface", "cover")
 NAMES = "person-names"
+#: what the merge callback sets: toast, refresh, URL search, confirmation box, pending request
+MergeResult: TypeAlias = tuple[html.Div | NoUpdate | None, str | NoUpdate, str | NoUpdate,
+                               html.Div | NoUpdate | None, dict[str, Any] | NoUpdate | None]
 
 
 # --- the actions (plain functions: the callbacks only route to them) ----------------------------
@@ -28,14 +33,25 @@ def rename(lib: Library, person_id: int, new_name: str | None) -> ui.Feedback:
     return ui.attempt(run)
 
 
-def merge_into(lib: Library, person_id: int, target_name: str | None) -> ui.Feedback:
+def merge_into(lib: Library, person_id: int, target_name: str | None, *, force: bool = False) -> ui.Feedback:
     def run() -> ui.Feedback:
         source = browse.get_person(lib, person_id)
         target = browse.find_person(lib, target_name or "")
-        labelling.merge_people(lib, source.id, target.id)
+        labelling.merge_people(lib, source.id, target.id, force=force)
         return ui.Feedback(f"Merged {source.name} into {target.name}.",
                            link=(f"Open {target.name}", ui.href(PATH, id=target.id)))
     return ui.attempt(run)
+
+
+def _retry(lib: Library, pending: dict[str, Any]) -> ui.Feedback:
+    """"Do it anyway" on this page: a forced merge, or a forced selection action (Move)."""
+    if pending.get("kind") == "merge":
+        target = pending.get("target")
+        source = pending.get("person_id")
+        if not isinstance(source, int):
+            return ui.Feedback("There is nothing to confirm any more.", ok=False)
+        return merge_into(lib, source, target if isinstance(target, str) else None, force=True)
+    return ui.retry_selection(lib, pending)
 
 
 def toggle_hidden(lib: Library, person_id: int) -> ui.Feedback:
@@ -114,6 +130,7 @@ def layout(lib: Library, **query: str) -> html.Div:
         _settings(p),
         dcc.Store(id="person-context", data=p.id),
         ui.names_datalist(NAMES),
+        ui.confirm_slot("person"),
         body,
         ui.pager(PATH, {"id": p.id}, page, p.face_count, FACES_PER_PAGE),
         ui.selection_bar("person", ACTIONS, NAMES, remove_label=f"Not {p.name}"),
@@ -122,7 +139,8 @@ def layout(lib: Library, **query: str) -> html.Div:
 
 def register(app: Dash, lib: Library) -> None:
     ui.register_autocomplete(app, lib, NAMES, Input("person-merge-input", "value"), Input("person-sel-name", "value"))
-    ui.register_selection(app, lib, "person", ACTIONS, context_id="person-context")
+    ui.register_selection(app, lib, "person", ACTIONS, context_id="person-context", confirm=True)
+    ui.register_confirm(app, "person", lambda pending: _retry(lib, pending))
 
     @app.callback(*ui.action_outputs(),
                   Input("person-rename", "n_clicks"), Input("person-rename-input", "n_submit"),
@@ -144,15 +162,19 @@ def register(app: Dash, lib: Library) -> None:
         return ui.respond(toggle_hidden(lib, person_id))
 
     @app.callback(*ui.action_outputs(), Output(ui.URL, "search", allow_duplicate=True),
+                  Output("person-confirm", "children", allow_duplicate=True),
+                  Output("person-pending", "data", allow_duplicate=True),
                   Input("person-merge", "n_clicks"), Input("person-merge-input", "n_submit"),
                   State("person-context", "data"), State("person-merge-input", "value"),
                   prevent_initial_call=True)
-    def _merge(_m: int | None, _ms: int | None, person_id: int,
-               target: str | None) -> tuple[html.Div | NoUpdate | None, str | NoUpdate, str | NoUpdate]:
+    def _merge(_m: int | None, _ms: int | None, person_id: int, target: str | None) -> MergeResult:
         if not ui.fired():
-            return no_update, no_update, no_update
+            return no_update, no_update, no_update, no_update, no_update
         fb = merge_into(lib, person_id, target)
+        if fb.needs_force:  # both have a face in one photo: ask first
+            pending = {"kind": "merge", "person_id": person_id, "target": target}
+            return no_update, no_update, no_update, ui.confirm_box("person", fb.message), pending
         alert, refresh = ui.respond(fb)
         # the person is gone after a merge: show the one they were merged into
         search = "?" + fb.link[1].split("?", 1)[1] if fb.ok and fb.link else no_update
-        return alert, refresh, search
+        return alert, refresh, search, None, None

@@ -14,6 +14,7 @@ PATH = "/photo"
 TITLE = "Photo"
 NAV = False
 NAMES = "photo-names"
+PAGE = "photo"
 
 
 def fix_face(lib: Library, action: str, face_id: int, name: str | None = None) -> ui.Feedback:
@@ -99,6 +100,7 @@ def layout(lib: Library, **query: str) -> html.Div:
             style={"aspectRatio": f"{w} / {h}", "width": f"min(100%, calc(74vh * {w / h:.4f}))"})
     return html.Div([
         ui.names_datalist(NAMES),
+        ui.confirm_slot(PAGE),
         html.Div([html.Div(stage, className="photo-main"), _panel(lib, photo, faces, face_id)],
                  className="photo-layout"),
     ])
@@ -106,15 +108,19 @@ def layout(lib: Library, **query: str) -> html.Div:
 
 def register(app: Dash, lib: Library) -> None:
     ui.register_autocomplete(app, lib, NAMES, Input("photo-name-input", "value"))
-    @app.callback(*ui.action_outputs(),
+    ui.register_confirm(app, PAGE, lambda pending: ui.retry_selection(lib, pending))
+
+    @app.callback(*ui.confirm_outputs(PAGE),
                   Input("photo-name", "n_clicks"), Input("photo-name-input", "n_submit"),
                   State("photo-face", "data"), State("photo-name-input", "value"),
                   prevent_initial_call=True)
-    def _name(_c: int | None, _s: int | None, face_id: int, name: str | None) -> ui.ActionResult:
-        # face_id: the photo-face store, which holds the chosen face's id (checked by the library)
+    def _name(_c: int | None, _s: int | None, face_id: int, name: str | None) -> ui.ConfirmResult:
+        # face_id: the photo-face store, which holds the chosen face's id (checked by the library);
+        # a second face of a photo for one person asks "Do it anyway?" first
         if not ui.fired():
-            return no_update, no_update
-        return ui.respond(fix_face(lib, "name", face_id, name))
+            return no_update, no_update, no_update, no_update
+        return ui.respond_or_ask(PAGE, fix_face(lib, "name", face_id, name),
+                                 ui.selection_pending("assign", [face_id], name))
 
     @app.callback(*ui.action_outputs(), Input("photo-notface", "n_clicks"), State("photo-face", "data"),
                   prevent_initial_call=True)
