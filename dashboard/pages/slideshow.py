@@ -21,10 +21,11 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any, TypeAlias
 
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, NoUpdate, Output, State, dcc, html, no_update
 from dash.development.base_component import Component
-from flask import abort, send_file
+from flask import Response, abort, send_file
 
 from organizer import browse, jobs, slideshow
 from organizer.db import Library
@@ -239,13 +240,24 @@ def layout(lib: Library, person: str = "", **_query: str) -> html.Div:
     ], className="stack")
 
 
-def _options(people, match, date_from, date_to, min_face, auto, fmt, size, seconds) -> dict:  # type: ignore[no-untyped-def]
+#: the form's values as Dash passes them, in the order of ``inputs`` in :func:`register`:
+#: people, match, from, to, smallest face, auto, format, size, seconds (a cleared field
+#: is None; the number inputs give an int or a float)
+FormValues: TypeAlias = tuple[list[str] | None, str | None, str | None, str | None, float | None,
+                              list[str] | None, str | None, str | None, float | None]
+#: the export callback's outputs: the job id, the tick's disabled and the status area
+Started: TypeAlias = tuple[str | NoUpdate | None, bool | NoUpdate, html.Div | str | NoUpdate]
+
+
+def _options(people: list[str] | None, match: str | None, date_from: str | None, date_to: str | None,
+             min_face: float | None, auto: list[str] | None, fmt: str | None, size: str | None,
+             seconds: float | None) -> dict[str, Any]:
     return {"people": people or [], "match": match, "date_from": date_from, "date_to": date_to,
             "min_face": min_face, "include_auto": "auto" in (auto or []), "fmt": fmt,
             "size": size if fmt != "folder" else None, "seconds": seconds}
 
 
-def _status(job: ExportJob | None) -> tuple[object, bool]:
+def _status(job: ExportJob | None) -> tuple[html.Div | str, bool]:
     """The status area and whether polling can stop."""
     if job is None:
         return "", True
@@ -277,7 +289,7 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     exports = ExportJobs(lib, runner=jobs.shared_runner(app.server.extensions))
     _exit_on_sigterm()
     app.server.extensions[EXTENSION_KEY] = exports
@@ -288,7 +300,7 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
     # <path:...> so that anything under the prefix (encoded slashes included) is answered
     # here with a 404, never by the app's catch-all page
     @app.server.route(f"{PATH}/download/<path:job_id>")
-    def _download(job_id: str):  # type: ignore[no-untyped-def]
+    def _download(job_id: str) -> Response:
         job = exports.get(job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
         if job is None or job.state != "done" or job.file is None or not job.file.is_file():
             abort(404)
@@ -298,15 +310,15 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
     @app.callback(Output("slideshow-size", "options"), Output("slideshow-size", "value"),
                   Output("slideshow-size", "disabled"), Input("slideshow-format", "value"),
                   State("slideshow-size", "value"))
-    def _sizes(fmt, current):  # type: ignore[no-untyped-def]
+    def _sizes(fmt: str | None, current: str | None) -> tuple[list[str], str | None, bool]:
         if fmt == "folder":
             return [], None, True
-        choices = SIZES.get(fmt, SIZES["html"])
+        choices = SIZES.get(fmt or "html", SIZES["html"])
         return choices, current if current in choices else choices[0], False
 
     @app.callback(Output("slideshow-preview", "children"),
                   *[Input(s.component_id, s.component_property) for s in inputs])
-    def _preview(*values):  # type: ignore[no-untyped-def]
+    def _preview(*values: *FormValues) -> html.P | html.Div:
         if not values[0]:
             return html.P("Pick a person to see their photos in order.", className="muted")
         return preview(lib, _options(*values))
@@ -314,7 +326,7 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
     @app.callback(Output("slideshow-job", "data"), Output("slideshow-tick", "disabled"),
                   Output("slideshow-status", "children", allow_duplicate=True),
                   Input("slideshow-export", "n_clicks"), *inputs, prevent_initial_call=True)
-    def _export(n, *values):  # type: ignore[no-untyped-def]
+    def _export(n: int | None, *values: *FormValues) -> Started:
         if not n:
             return no_update, no_update, no_update
         try:
@@ -325,13 +337,13 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
 
     @app.callback(Output("slideshow-status", "children"), Output("slideshow-tick", "disabled", allow_duplicate=True),
                   Input("slideshow-tick", "n_intervals"), State("slideshow-job", "data"), prevent_initial_call=True)
-    def _poll(_n, job_id):  # type: ignore[no-untyped-def]
+    def _poll(_n: int | None, job_id: str | None) -> tuple[html.Div | str, bool]:
         status, finished = _status(exports.get(job_id))
         return status, finished
 
     @app.callback(Output("slideshow-status", "children", allow_duplicate=True),
                   Input("slideshow-cancel", "n_clicks"), State("slideshow-job", "data"), prevent_initial_call=True)
-    def _cancel(n, job_id):  # type: ignore[no-untyped-def]
+    def _cancel(n: int | None, job_id: str | None) -> html.Div | str | NoUpdate:
         if not n or not exports.cancel(job_id):
             return no_update
         return _status(exports.get(job_id))[0]   # the poll shows the end when the export has stopped

@@ -6,7 +6,9 @@ not be read with the reason, the recent changes, and re-grouping the unnamed fac
 runs is refused, and the end is a toast (then the page shows the new counts)."""
 from __future__ import annotations
 
-from dash import Input, Output, State, dcc, html, no_update
+from typing import TypeAlias
+
+from dash import Dash, Input, NoUpdate, Output, State, dcc, html, no_update
 from flask import current_app, has_app_context
 
 from organizer import jobs, labelling
@@ -23,6 +25,12 @@ NAV = "bottom"
 FAILURES_SHOWN = 500
 POLL_MS = 500
 REGROUP = jobs.JobKind("regroup", "regrouping", "the faces are being grouped already: wait for it to finish", keep=1)
+#: the start callback's outputs: the job id, the tick's disabled, the progress, the
+#: button's disabled and the toast
+Started: TypeAlias = tuple[str | NoUpdate, bool | NoUpdate, html.Div | NoUpdate | None, bool | NoUpdate,
+                           html.Div | NoUpdate | None]
+#: the poll's outputs: the progress, the tick's disabled, then :data:`ui.ActionResult`
+Polled: TypeAlias = tuple[html.Div | None, bool, html.Div | NoUpdate | None, str | NoUpdate]
 
 
 def start_regroup(lib: Library, runner: jobs.JobRunner) -> jobs.Job[ClusterReport]:
@@ -116,14 +124,14 @@ def layout(lib: Library, **_query: str) -> html.Div:
     ], className="stack")
 
 
-def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
+def register(app: Dash, lib: Library) -> None:
     runner = jobs.shared_runner(app.server.extensions)
 
     @app.callback(Output("status-regroup-job", "data"), Output("status-regroup-tick", "disabled"),
                   Output("status-regroup-status", "children"), Output("status-regroup", "disabled"),
                   Output(ui.ALERT, "children", allow_duplicate=True),
                   Input("status-regroup", "n_clicks"), prevent_initial_call=True)
-    def _regroup(n):  # type: ignore[no-untyped-def]
+    def _regroup(n: int | None) -> Started:
         if not n:
             return no_update, no_update, no_update, no_update, no_update
         try:
@@ -136,7 +144,7 @@ def register(app, lib: Library) -> None:  # type: ignore[no-untyped-def]
                   Output("status-regroup-tick", "disabled", allow_duplicate=True),
                   *ui.action_outputs(), Input("status-regroup-tick", "n_intervals"),
                   State("status-regroup-job", "data"), prevent_initial_call=True)
-    def _poll(_n, job_id):  # type: ignore[no-untyped-def]
+    def _poll(_n: int | None, job_id: str | None) -> Polled:
         job = runner.get(job_id)
         if job is None or job.kind.key != REGROUP.key:
             return None, True, no_update, no_update
