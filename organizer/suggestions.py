@@ -4,10 +4,10 @@ Each face is scored against each named person with :mod:`organizer.neighbours` (
 distance to the person's nearest confirmed *evidence* faces, a logistic confidence, nobody
 beyond :data:`~organizer.neighbours.SUGGEST_MAX_DISTANCE`); this module keeps those scores
 for the whole library and turns them into questions. A person the user rejected for a face
-("not this person") is never suggested for it again, and nor is a person who already has a face in that photo (two faces of one
-photo are never one person) or who was born after the photo was taken (its EXIF date,
-else the file's date: a file's date is never before the photo was really taken, so that
-rule cannot wrongly exclude anybody).
+("not this person") is never suggested for it again, and nor is a person who already has
+a face in that photo (two faces of one photo are never one person) or who was born after
+the photo was taken (its EXIF date, else the file's date: a file's date is never before
+the photo was really taken, so that rule cannot wrongly exclude anybody).
 
 Cost: every unassigned face keeps its :data:`TOP_K` nearest evidence faces. That table is
 built once per library and kept (see :class:`SuggestionIndex`), and so are the work items
@@ -232,7 +232,7 @@ class SuggestionIndex:
         at = np.asarray([self.at[f] for f in conf_ids.tolist()], dtype=np.int64)
         keep = evidence_positions(conf_ids, owners, self.mat[at], self.quality[at])
         self.evidence = {}
-        for f, p in zip(conf_ids[keep].tolist(), owners[keep].tolist()):
+        for f, p in zip(conf_ids[keep].tolist(), owners[keep].tolist(), strict=True):
             self.evidence.setdefault(p, set()).add(f)
         self.refs = set(conf_ids[keep].tolist())
         self._ref_cache = None
@@ -445,7 +445,7 @@ class SuggestionIndex:
         """The work item of one group: its faces close to the person most of them are close to."""
         per_face = {f: self.person_distances(f) for f in fids}
         votes: dict[int, list[float]] = {}
-        for f, dists in per_face.items():
+        for dists in per_face.values():
             for pid, d in dists.items():
                 if d <= SUGGEST_MAX_DISTANCE:
                     votes.setdefault(pid, []).append(d)
