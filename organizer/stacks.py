@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from .db import Library
 from .errors import InvalidRequest
@@ -49,11 +50,14 @@ class Stack:
         return len(self.face_ids)
 
 
-_CACHE: weakref.WeakKeyDictionary[Library, tuple[tuple, list[Stack]]] = weakref.WeakKeyDictionary()
+#: what changes when the stacks can change: the newest face, the face count, the newest
+#: operation, the undone count, the newest clustering run (None in an empty table)
+_Stamp = tuple[int | None, int | None, int | None, int | None, int | None]
+_CACHE: weakref.WeakKeyDictionary[Library, tuple[_Stamp, list[Stack]]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def _stamp(s) -> tuple:  # type: ignore[no-untyped-def]
+def _stamp(s: Session) -> _Stamp:
     return (s.scalar(select(func.max(Face.id))), s.scalar(select(func.count(Face.id))),
             s.scalar(select(func.max(Operation.id))),
             s.scalar(select(func.count(Operation.id)).where(Operation.undone.is_(True))),
