@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +40,21 @@ def copy_db(src: Path, dst: Path) -> Path:
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     return dst
+
+
+def library_copy(db: Path, tmp_path: Path) -> Iterator[Library]:
+    """The body of a library fixture: a private, writable copy of the library file ``db``
+    in ``tmp_path``, open while the test runs (``yield from library_copy(db, tmp_path)``)."""
+    lib = Library.open(db_url(copy_db(db, tmp_path / "library.db")))
+    yield lib
+    lib.close()
+
+
+def built_db(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A library file ``build`` writes once, in a fresh folder named after ``name``."""
+    db = tmp_path_factory.mktemp(name) / "template.db"
+    build(db)
+    return db
 
 
 def settings_for(db: Path, **kw: object) -> Settings:
@@ -78,9 +93,7 @@ def people_small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def people_small_lib(people_small_db: Path, tmp_path: Path) -> Iterator[Library]:
     """A private, writable copy of the scanned people-small library."""
-    lib = Library.open(db_url(copy_db(people_small_db, tmp_path / "library.db")))
-    yield lib
-    lib.close()
+    yield from library_copy(people_small_db, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -99,9 +112,7 @@ def lfw_db(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def lfw_lib(lfw_db: Path, tmp_path: Path) -> Iterator[Library]:
     """A private, writable copy of the scanned LFW subset library (root = lfw_root)."""
-    lib = Library.open(db_url(copy_db(lfw_db, tmp_path / "library.db")))
-    yield lib
-    lib.close()
+    yield from library_copy(lfw_db, tmp_path)
 
 
 def face_count(lib: Library) -> int:

@@ -5,7 +5,6 @@ random identity centres (organizer.testing's scale: one person ~0.35 apart, two 
 """
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -25,6 +24,7 @@ from organizer.models import Assignment, Cluster, ClusterRun, Face, Person, Phot
 from organizer.queries import FaceState
 from organizer.testing import CENTRE_SD, FACE_SD, generate_library
 
+from .conftest import built_db, library_copy
 from .test_labelling import snapshot
 
 IDENTITIES = ("Ada", "Ben", "Cleo", "Dan")
@@ -67,19 +67,12 @@ def _build(db: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("fast") / "template.db"
-    _build(db)
-    return db
+    return built_db(tmp_path_factory, "fast", _build)
 
 
 @pytest.fixture()
 def lib(template: Path, tmp_path: Path) -> Iterator[Library]:
-    copy = tmp_path / "library.db"
-    with sqlite3.connect(template) as a, sqlite3.connect(copy) as b:
-        a.backup(b)
-    opened = Library.open(f"sqlite:///{copy}")
-    yield opened
-    opened.close()
+    yield from library_copy(template, tmp_path)
 
 
 def faces_of(lib: Library, name: str) -> list[int]:

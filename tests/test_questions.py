@@ -4,7 +4,6 @@ synthetic library (no dlib, no photo set; organizer.testing's scale: one person'
 ~0.35 apart, two people ~0.95), plus real-embedding checks on the LFW subset."""
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from organizer.labelling import SamePhotoConflict
 from organizer.models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person, Photo, embedding_to_bytes
 from organizer.testing import CENTRE_SD, FACE_SD
 
+from .conftest import built_db, library_copy
 from .test_labelling import faces_of_cluster, snapshot, truth
 
 TAKEN = datetime(2010, 6, 1, 12, 0)
@@ -101,19 +101,12 @@ def _build(db: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("questions") / "template.db"
-    _build(db)
-    return db
+    return built_db(tmp_path_factory, "questions", _build)
 
 
 @pytest.fixture()
 def lib(template: Path, tmp_path: Path) -> Iterator[Library]:
-    copy = tmp_path / "library.db"
-    with sqlite3.connect(template) as a, sqlite3.connect(copy) as b:
-        a.backup(b)
-    opened = Library.open(f"sqlite:///{copy}")
-    yield opened
-    opened.close()
+    yield from library_copy(template, tmp_path)
 
 
 def faces_in(lib: Library, prefix: str) -> list[int]:
