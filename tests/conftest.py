@@ -50,6 +50,13 @@ def library_copy(db: Path, tmp_path: Path) -> Iterator[Library]:
     lib.close()
 
 
+def scanned_db(tmp_path_factory: pytest.TempPathFactory, folder: Path, name: str) -> Path:
+    """``folder`` scanned once into a library file in a fresh folder named after ``name``."""
+    db = tmp_path_factory.mktemp(name) / "library.db"
+    scan_into(db, folder).close()
+    return db
+
+
 def built_db(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
     """A library file ``build`` writes once, in a fresh folder named after ``name``."""
     db = tmp_path_factory.mktemp(name) / "template.db"
@@ -84,10 +91,7 @@ def lfw_subset(dst: Path, identities: int = 12, per_identity: int = 6, min_photo
 @pytest.fixture(scope="session")
 def people_small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """people-small/train scanned once: 5 identities, 9 photos, one face each."""
-    folder = photos_dir("people-small/train")
-    db = tmp_path_factory.mktemp("people_small") / "library.db"
-    scan_into(db, folder).close()
-    return db
+    return scanned_db(tmp_path_factory, photos_dir("people-small/train"), "people_small")
 
 
 @pytest.fixture()
@@ -104,9 +108,7 @@ def lfw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def lfw_db(lfw_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("lfw_db") / "library.db"
-    scan_into(db, lfw_root).close()
-    return db
+    return scanned_db(tmp_path_factory, lfw_root, "lfw_db")
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ from organizer.db import Library
 from organizer.grouping import pairwise_distances
 from organizer.models import Assignment, Cluster, Face, LibraryMeta, Operation, Person, Photo, embedding_matrix
 
-from .conftest import copy_db, db_url, photos_dir, scan_into
+from .conftest import copy_db, db_url, photos_dir, scanned_db
 from .test_labelling import faces_of_cluster, truth
 
 DIM = 128
@@ -211,10 +211,7 @@ def test_the_anchored_pass_gives_the_rest_of_a_named_person_to_them(lfw_lib: Lib
 
 @pytest.fixture(scope="module")
 def group_photos_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = photos_dir("group-photos")
-    db = tmp_path_factory.mktemp("group_photos") / "library.db"
-    scan_into(db, folder).close()
-    return db
+    return scanned_db(tmp_path_factory, photos_dir("group-photos"), "group_photos")
 
 
 def same_photo_violations(lib: Library) -> tuple[list[int], list[int]]:
