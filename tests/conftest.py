@@ -64,6 +64,22 @@ def built_db(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callabl
     return db
 
 
+def chromium(*args: str):  # type: ignore[no-untyped-def]
+    """Debian's headless Chromium through its chromedriver, with ``args`` added to the
+    usual flags; skips the test where either is missing. The caller quits it."""
+    chrome, chromedriver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chrome.exists() and chromedriver.exists()):
+        pytest.skip("needs Debian's /usr/bin/chromium and /usr/bin/chromedriver for the browser test")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chrome)
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", *args):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(str(chromedriver)), options=options)
+
+
 def settings_for(db: Path, **kw: object) -> Settings:
     return Settings(db_url=db_url(db)).with_overrides(**kw)
 

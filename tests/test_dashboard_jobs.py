@@ -23,6 +23,7 @@ from organizer.db import Library
 from organizer.models import ClusterRun
 from organizer.testing import generate_library
 
+from .conftest import chromium
 from .hardening_tools import DashClient
 from .job_tools import WAIT_S, Gate
 
@@ -131,21 +132,6 @@ def test_the_synchronous_regroup_goes_through_a_runner_too(tmp_path: Path) -> No
         lib.close()
 
 
-def _chromium():  # type: ignore[no-untyped-def]
-    chrome, chromedriver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-    if not (chrome.exists() and chromedriver.exists()):
-        pytest.skip("needs Debian's /usr/bin/chromium and /usr/bin/chromedriver for the browser test")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chrome)
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--window-size=1280,860"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service(str(chromedriver)), options=options)
-
-
 @pytest.mark.browser
 def test_group_again_in_chromium(site) -> None:  # type: ignore[no-untyped-def]
     """In a real browser: a page opened while a regrouping runs shows its progress with the
@@ -160,7 +146,7 @@ def test_group_again_in_chromium(site) -> None:  # type: ignore[no-untyped-def]
     gate = Gate()
     held = runner.start(status.REGROUP, lambda p: jobs.cluster_job(lib)(gate.wrap(p)), total=4)
     gate.wait_step()
-    driver = _chromium()
+    driver = chromium("--disable-dev-shm-usage", "--window-size=1280,860")
 
     def grouped_toast(d) -> str | None:  # type: ignore[no-untyped-def]
         texts = [t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-ok")]

@@ -25,7 +25,7 @@ from organizer.errors import InvalidRequest, PersonNotFound
 from organizer.models import Assignment, Face, Person, Photo
 from organizer.testing import label_by_folder
 
-from .conftest import copy_db, db_url, photos_dir, scan_into
+from .conftest import chromium, copy_db, db_url, photos_dir, scan_into
 
 HOPPER = "edge-cases/more/pillow_hopper"
 
@@ -397,7 +397,7 @@ def test_html_plays_in_chromium_with_escaped_names(lib: Library, tmp_path: Path)
     for img in (out / "images").iterdir():
         with Image.open(img) as im:
             assert im.width <= 640 and im.height <= 360
-    driver = _chromium()
+    driver = chromium("--allow-file-access-from-files")
     try:
         driver.set_window_size(800, 500)
         driver.get((out / "index.html").as_uri())
@@ -428,21 +428,6 @@ def test_html_plays_in_chromium_with_escaped_names(lib: Library, tmp_path: Path)
             "var i = document.querySelector('figure.slide.active img'); return i.complete && i.naturalWidth") > 0
     finally:
         driver.quit()
-
-
-def _chromium():  # type: ignore[no-untyped-def]
-    chrome, chromedriver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-    if not (chrome.exists() and chromedriver.exists()):
-        pytest.skip("needs Debian's /usr/bin/chromium and /usr/bin/chromedriver for the browser test")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chrome)
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--allow-file-access-from-files"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service(str(chromedriver)), options=options)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -519,7 +504,7 @@ def test_dashboard_page_in_chromium(lib: Library) -> None:
 
     from dashboard.app import create_app
 
-    driver = _chromium()
+    driver = chromium("--allow-file-access-from-files")
     app = create_app(lib)
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
