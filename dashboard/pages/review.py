@@ -32,14 +32,18 @@ ACTIONS = ("setaside", "move", "split", "notface")
 NAMES = "review-names"
 
 
+def _named(lib: Library, size: int, person_id: int) -> ui.Feedback:
+    """What naming a group of ``size`` faces as the person ``person_id`` says, with a link."""
+    person = browse.get_person(lib, person_id)
+    return ui.Feedback(f"Named {ui.faces_text(size)} as {person.name}.",
+                       link=(f"Open {person.name}", ui.href("/person", id=person_id)))
+
+
 def name_group(lib: Library, cluster_id: int, name: str | None, *, force: bool = False) -> ui.Feedback:
     """Name every unnamed face of a group (the Name button / Enter in the name box)."""
     def run() -> ui.Feedback:
         size = browse.get_cluster(lib, cluster_id).size
-        pid = labelling.name_cluster(lib, cluster_id, name or "", force=force)
-        person = browse.get_person(lib, pid)
-        return ui.Feedback(f"Named {ui.faces_text(size)} as {person.name}.",
-                           link=(f"Open {person.name}", ui.href("/person", id=pid)))
+        return _named(lib, size, labelling.name_cluster(lib, cluster_id, name or "", force=force))
     return ui.attempt(run)
 
 
@@ -49,9 +53,7 @@ def accept_offer(lib: Library, cluster_id: object, person_id: object, *, force: 
         cid, pid = as_id(cluster_id, "group id"), as_id(person_id, "person id")
         size = browse.get_cluster(lib, cid).size
         questions.accept_group_offer(lib, cid, pid, force=force)
-        person = browse.get_person(lib, pid)
-        return ui.Feedback(f"Named {ui.faces_text(size)} as {person.name}.",
-                           link=(f"Open {person.name}", ui.href("/person", id=pid)))
+        return _named(lib, size, pid)
     return ui.attempt(run)
 
 
