@@ -34,12 +34,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scipy import sparse  # noqa: E402
 from sklearn.cluster import HDBSCAN, AgglomerativeClustering  # noqa: E402
 
 from organizer.grouping import (  # noqa: E402
     GroupingRule,
     anchored_groups,
+    chinese_whispers,
     compact_groups,
     dbscan,
     enforce_cannot_link,
@@ -187,41 +187,6 @@ def two_eps(emb: np.ndarray, tight: float, loose: float) -> np.ndarray:
         ok = d[np.arange(len(noise)), near] <= loose
         labels[noise[ok]] = labels[grouped[near[ok]]]
     return renumber(labels)
-
-
-def chinese_whispers(emb: np.ndarray, cut: float, k: int = 20, iterations: int = 30, seed: int = 0) -> np.ndarray:
-    """dlib's Chinese whispers on the k-NN graph cut at ``cut`` (edge weight 1 - d)."""
-    from organizer.grouping import pairwise_distances
-
-    n = len(emb)
-    d = pairwise_distances(emb, emb)
-    np.fill_diagonal(d, np.inf)
-    nn = np.argpartition(d, min(k, n - 1) - 1, axis=1)[:, :k]
-    r = np.repeat(np.arange(n), nn.shape[1])
-    c = nn.ravel()
-    dd = d[r, c]
-    keep = dd <= cut
-    g = sparse.coo_matrix((1.0 - dd[keep], (r[keep], c[keep])), shape=(n, n)).tocsr()
-    g = g.maximum(g.T).tocsr()
-    labels = np.arange(n)
-    rng = np.random.default_rng(seed)
-    for _ in range(iterations):
-        changed = 0
-        for i in rng.permutation(n).tolist():
-            a, b = g.indptr[i], g.indptr[i + 1]
-            if a == b:
-                continue
-            votes: dict[int, float] = {}
-            for j, w in zip(g.indices[a:b].tolist(), g.data[a:b].tolist(), strict=False):
-                votes[labels[j]] = votes.get(labels[j], 0.0) + w
-            best = max(votes, key=lambda lab: (votes[lab], -lab))
-            if best != labels[i]:
-                labels[i] = best
-                changed += 1
-        if not changed:
-            break
-    sizes = Counter(labels.tolist())
-    return renumber(np.where([sizes[lab] > 1 for lab in labels.tolist()], labels, -1))
 
 
 def agglomerative(d: np.ndarray, linkage: str, threshold: float) -> np.ndarray:
