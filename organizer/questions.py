@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from .db import Library
 from .errors import ClusterNotFound, InvalidRequest
@@ -130,7 +131,7 @@ def _check_cap(cap: int) -> int:
     return cap
 
 
-def _cover(s, index: SuggestionIndex, pid: int) -> int | None:  # type: ignore[no-untyped-def]
+def _cover(s: Session, index: SuggestionIndex, pid: int) -> int | None:
     person = s.get(Person, pid)
     if person is not None and person.cover_face_id is not None:
         return int(person.cover_face_id)
@@ -156,7 +157,7 @@ def _evidence(index: SuggestionIndex, pid: int, faces: list[int]) -> list[int]:
     return out
 
 
-def _questions(s, index: SuggestionIndex, skip: set[int], cap: int,  # type: ignore[no-untyped-def]
+def _questions(s: Session, index: SuggestionIndex, skip: set[int], cap: int,
                limit: int | None = None, person_id: int | None = None,
                max_distance: float = BATCH_MAX_DISTANCE) -> list[BatchQuestion]:
     per_person: dict[int, dict[int, float]] = {}
