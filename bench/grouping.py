@@ -201,6 +201,16 @@ def hdbscan(d: np.ndarray, min_size: int, epsilon: float) -> np.ndarray:
                             cluster_selection_epsilon=epsilon).fit(d).labels_)
 
 
+def sweep_rule(lib: Library, title: str, rules: list[tuple[str, GroupingRule]]) -> None:
+    """A table: the compact rule under each of ``rules`` (name, rule), timed one by one."""
+    print(f"\nsweep: {title}")
+    print(HEADER)
+    for name, r_ in rules:
+        t = time.perf_counter()
+        labels = compact_groups(lib.emb, lib.photo, r_)
+        print(row(name, measure(lib, labels, time.perf_counter() - t)), flush=True)
+
+
 def methods(lib: Library, rule: GroupingRule) -> list[tuple[str, Callable[[], np.ndarray]]]:
     emb, photo = lib.emb, lib.photo
     d_holder: list[np.ndarray] = []
@@ -369,27 +379,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.no_sweeps:
         return 0
-    print("\nsweep: eps of the compact rule (R fixed)")
-    print(HEADER)
-    for eps in (0.38, 0.40, 0.41, 0.42, 0.43, 0.44, 0.46):
-        t = time.perf_counter()
-        r_ = replace(rule, eps=eps)
-        print(row(f"eps {eps:.2f} R {rule.max_radius:.2f}", measure(lib, compact_groups(lib.emb, lib.photo, r_),
-                                                              time.perf_counter() - t)), flush=True)
-    print("\nsweep: max radius of the compact rule (eps fixed)")
-    print(HEADER)
-    for radius in (0.50, 0.55, 0.58, 0.60, 0.62, 0.64, 0.66, 0.70):
-        t = time.perf_counter()
-        r_ = replace(rule, max_radius=radius)
-        print(row(f"eps {rule.eps:.2f} R {radius:.2f}", measure(lib, compact_groups(lib.emb, lib.photo, r_),
-                                                              time.perf_counter() - t)), flush=True)
-    print("\nsweep: smallest piece that splits a compact group (eps, R fixed)")
-    print(HEADER)
-    for piece in (0, 2, 3, 5, 8, 12, 20):
-        t = time.perf_counter()
-        r_ = replace(rule, split_min_piece=piece)
-        print(row(f"eps {rule.eps:.2f} R {rule.max_radius:.2f} piece {piece}",
-                  measure(lib, compact_groups(lib.emb, lib.photo, r_), time.perf_counter() - t)), flush=True)
+    sweep_rule(lib, "eps of the compact rule (R fixed)",
+               [(f"eps {eps:.2f} R {rule.max_radius:.2f}", replace(rule, eps=eps))
+                for eps in (0.38, 0.40, 0.41, 0.42, 0.43, 0.44, 0.46)])
+    sweep_rule(lib, "max radius of the compact rule (eps fixed)",
+               [(f"eps {rule.eps:.2f} R {radius:.2f}", replace(rule, max_radius=radius))
+                for radius in (0.50, 0.55, 0.58, 0.60, 0.62, 0.64, 0.66, 0.70)])
+    sweep_rule(lib, "smallest piece that splits a compact group (eps, R fixed)",
+               [(f"eps {rule.eps:.2f} R {rule.max_radius:.2f} piece {piece}", replace(rule, split_min_piece=piece))
+                for piece in (0, 2, 3, 5, 8, 12, 20)])
     if not labelled:
         return 0
     chosen = next(v for k, v in results.items() if "chosen" in k)
