@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from organizer.config import Settings
 from organizer.db import Library
-from organizer.models import Face
+from organizer.models import Face, Photo
 from organizer.scanner import scan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,3 +138,9 @@ def face_count(lib: Library) -> int:
 
     with lib.session() as s:
         return s.scalar(select(func.count()).select_from(Face)) or 0
+
+
+def faces_in(lib: Library, prefix: str) -> list[int]:
+    """Ids of the faces in photos whose path starts with ``prefix``, in order."""
+    with lib.session() as s:
+        return list(s.scalars(select(Face.id).join(Photo).where(Photo.path.like(f"{prefix}%")).order_by(Face.id)))

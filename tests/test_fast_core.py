@@ -24,7 +24,7 @@ from organizer.models import Assignment, Cluster, ClusterRun, Face, Person, Phot
 from organizer.queries import FaceState
 from organizer.testing import CENTRE_SD, FACE_SD, generate_library
 
-from .conftest import built_db, library_copy
+from .conftest import built_db, faces_in, library_copy
 from .test_labelling import snapshot
 
 IDENTITIES = ("Ada", "Ben", "Cleo", "Dan")
@@ -77,8 +77,7 @@ def lib(template: Path, tmp_path: Path) -> Iterator[Library]:
 
 def faces_of(lib: Library, name: str) -> list[int]:
     """Ids of the faces drawn for identity ``name`` (from the photo folder), in order."""
-    with lib.session() as s:
-        return list(s.scalars(select(Face.id).join(Photo).where(Photo.path.like(f"{name}/%")).order_by(Face.id)))
+    return faces_in(lib, f"{name}/")
 
 
 def pid(lib: Library, name: str) -> int:

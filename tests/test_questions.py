@@ -21,7 +21,7 @@ from organizer.labelling import SamePhotoConflict
 from organizer.models import Assignment, Cluster, ClusterRun, Face, FaceRejection, Person, Photo, embedding_to_bytes
 from organizer.testing import CENTRE_SD, FACE_SD
 
-from .conftest import built_db, library_copy
+from .conftest import built_db, faces_in, library_copy
 from .test_labelling import faces_of_cluster, snapshot, truth
 
 TAKEN = datetime(2010, 6, 1, 12, 0)
@@ -107,11 +107,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def lib(template: Path, tmp_path: Path) -> Iterator[Library]:
     yield from library_copy(template, tmp_path)
-
-
-def faces_in(lib: Library, prefix: str) -> list[int]:
-    with lib.session() as s:
-        return list(s.scalars(select(Face.id).join(Photo).where(Photo.path.like(f"{prefix}%")).order_by(Face.id)))
 
 
 def open_faces(lib: Library, name: str) -> list[int]:
