@@ -197,13 +197,7 @@ def batch_questions(lib: Library, skip_face_ids: Iterable[int] = (), *, cap: int
                     max_distance: float = BATCH_MAX_DISTANCE) -> list[BatchQuestion]:
     """Every open batch question (one per named person with faces suggested to them within
     ``max_distance``), biggest first; faces in ``skip_face_ids`` are left out."""
-    cap = _check_cap(cap)
-    skip = {int(i) for i in skip_face_ids}
-    with lib.session() as s:
-        index = index_for(lib)
-        with index.lock:
-            index.refresh(s)
-            return _questions(s, index, skip, cap, max_distance=max_distance)
+    return _open_questions(lib, skip_face_ids, cap, max_distance=max_distance)
 
 
 def next_batch_question(lib: Library, skip_face_ids: Iterable[int] = (), *, cap: int = BATCH_CAP,
@@ -211,14 +205,20 @@ def next_batch_question(lib: Library, skip_face_ids: Iterable[int] = (), *, cap:
                         max_distance: float = BATCH_MAX_DISTANCE) -> BatchQuestion | None:
     """The biggest open batch question (of ``person_id`` only, when given); None when there
     is nothing left to ask."""
+    items = _open_questions(lib, skip_face_ids, cap, limit=1, person_id=person_id, max_distance=max_distance)
+    return items[0] if items else None
+
+
+def _open_questions(lib: Library, skip_face_ids: Iterable[int], cap: int, *, limit: int | None = None,
+                    person_id: int | None = None, max_distance: float) -> list[BatchQuestion]:
+    """The questions from the kept suggestion index, brought up to date first."""
     cap = _check_cap(cap)
     skip = {int(i) for i in skip_face_ids}
     with lib.session() as s:
         index = index_for(lib)
         with index.lock:
             index.refresh(s)
-            items = _questions(s, index, skip, cap, limit=1, person_id=person_id, max_distance=max_distance)
-    return items[0] if items else None
+            return _questions(s, index, skip, cap, limit=limit, person_id=person_id, max_distance=max_distance)
 
 
 def accept_batch(lib: Library, person_id: int, face_ids: Sequence[int], left_out: Sequence[int] = (), *,
