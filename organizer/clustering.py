@@ -38,6 +38,7 @@ from sklearn.cluster import DBSCAN
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from . import neighbours
 from .config import Settings
 from .constraints import (
     OWNING,
@@ -68,13 +69,8 @@ from .models import (
 )
 from .neighbours import (
     K_PER_PERSON,
-    NEIGHBOUR_CUTOFF,
     SUGGEST_MAX_DISTANCE,
-    TOP_K,
     confidence_for,
-    evidence_positions,
-    nearest,
-    person_distances,
 )
 from .queries import FaceState, live, unowned
 
@@ -356,26 +352,8 @@ def _days(values: list[datetime | None]) -> np.ndarray:
 def person_scores(pool_ids: np.ndarray, pool_mat: np.ndarray, ev: _Evidence,
                   rejected: dict[int, set[int]]) -> tuple[dict[int, dict[int, float]], dict[int, float]]:
     """(face id -> {person: distance}, face id -> floor) as :mod:`organizer.suggestions`
-    scores people (mean of the 3 nearest of each person's evidence faces, rejected people
-    left out). The floor is the distance of the last of the :data:`TOP_K` neighbours found
-    (or :data:`NEIGHBOUR_CUTOFF`): a person not listed is at least that far, which is what
-    the margin rule needs when one person fills all the neighbours."""
-    if len(ev.ids) == 0 or len(pool_ids) == 0:
-        return {}, {}
-    keep = evidence_positions(ev.ids, ev.owner, ev.mat, ev.quality)
-    ref_mat = np.ascontiguousarray(ev.mat[keep])
-    ref_owner = np.append(ev.owner[keep], -1)  # -1: padding indexes the trailing -1
-    dist, idx = nearest(pool_mat, ref_mat, TOP_K)
-    owner_rows = ref_owner[idx]
-    scores: dict[int, dict[int, float]] = {}
-    floor: dict[int, float] = {}
-    for n in np.flatnonzero(idx[:, 0] >= 0).tolist():
-        fid = int(pool_ids[n])
-        got = person_distances(dist[n], owner_rows[n], rejected.get(fid, set()))
-        if got:
-            scores[fid] = got
-            floor[fid] = float(dist[n, -1]) if idx[n, -1] >= 0 else NEIGHBOUR_CUTOFF
-    return scores, floor
+    scores people: :func:`organizer.neighbours.person_scores` against the anchors."""
+    return neighbours.person_scores(pool_ids, pool_mat, ev.ids, ev.owner, ev.mat, ev.quality, rejected)
 
 
 def child_scores(pool_ids: np.ndarray, pool_mat: np.ndarray, pool_taken: np.ndarray, ev: _Evidence,

@@ -185,10 +185,37 @@ def evidence_positions(ids: np.ndarray, owners: np.ndarray, mat: np.ndarray, qua
     return np.sort(np.concatenate(keep))
 
 
+def person_scores(pool_ids: np.ndarray, pool_mat: np.ndarray, ref_ids: np.ndarray, ref_owner: np.ndarray,
+                  ref_mat: np.ndarray, ref_quality: np.ndarray, rejected: dict[int, set[int]]
+                  ) -> tuple[dict[int, dict[int, float]], dict[int, float]]:
+    """(face id -> {person: distance}, face id -> floor) for the pool against the confirmed
+    faces ``ref_*`` (each person's evidence faces: see :func:`evidence_positions`; rejected
+    people left out, faces with nobody within :data:`NEIGHBOUR_CUTOFF` left out). The floor
+    is the distance of the last of the :data:`TOP_K` neighbours found (or the cutoff): a
+    person not listed is at least that far, which a margin rule needs when one person fills
+    all the neighbours."""
+    if len(ref_ids) == 0 or len(pool_ids) == 0:
+        return {}, {}
+    keep = evidence_positions(ref_ids, ref_owner, ref_mat, ref_quality)
+    evidence = np.ascontiguousarray(ref_mat[keep])
+    owner = np.append(ref_owner[keep], -1)  # -1: padding indexes the trailing -1
+    dist, idx = nearest(pool_mat, evidence, TOP_K)
+    owner_rows = owner[idx]
+    scores: dict[int, dict[int, float]] = {}
+    floor: dict[int, float] = {}
+    for n in np.flatnonzero(idx[:, 0] >= 0).tolist():
+        fid = int(pool_ids[n])
+        got = person_distances(dist[n], owner_rows[n], rejected.get(fid, set()))
+        if got:
+            scores[fid] = got
+            floor[fid] = float(dist[n, -1]) if idx[n, -1] >= 0 else NEIGHBOUR_CUTOFF
+    return scores, floor
+
+
 def face_person_distances(s: Session, pool_ids: np.ndarray, pool_mat: np.ndarray) -> dict[int, dict[int, float]]:
     """face id -> {named person: distance} for the pool, as the suggestions score them
-    (against each person's evidence faces: see :func:`choose_evidence`); rejected people
-    left out, faces with nobody within :data:`NEIGHBOUR_CUTOFF` left out."""
+    (:func:`person_scores` against every live confirmed face, with the library's "not this
+    person" answers)."""
     ids, owners, quality, raw = [], [], [], []
     for fid, pid, q, emb in s.execute(
             select(Face.id, Face.person_id, Face.quality, Face.embedding)
@@ -197,28 +224,16 @@ def face_person_distances(s: Session, pool_ids: np.ndarray, pool_mat: np.ndarray
         owners.append(pid)
         quality.append(q or 0.0)
         raw.append(emb)
-    if not ids or len(pool_ids) == 0:
-        return {}
-    ref_ids = np.asarray(ids, dtype=np.int64)
-    ref_owner = np.asarray(owners, dtype=np.int64)
-    ref_mat = embedding_matrix(raw)
-    keep = evidence_positions(ref_ids, ref_owner, ref_mat, np.asarray(quality, dtype=np.float64))
-    ref_mat = np.ascontiguousarray(ref_mat[keep])
-    ref_owner = np.append(ref_owner[keep], -1)  # -1: padding indexes the trailing -1
     rejected: dict[int, set[int]] = {}
     for fid, pid in s.execute(select(FaceRejection.face_id, FaceRejection.person_id)):
         rejected.setdefault(fid, set()).add(pid)
-    dist, idx = nearest(pool_mat, ref_mat, TOP_K)
-    owner_rows = ref_owner[idx]
-    out: dict[int, dict[int, float]] = {}
-    for n in np.flatnonzero(idx[:, 0] >= 0).tolist():
-        fid = int(pool_ids[n])
-        got = person_distances(dist[n], owner_rows[n], rejected.get(fid, frozenset()))
-        if got:
-            out[fid] = got
-    return out
+    scores, _floor = person_scores(pool_ids, pool_mat, np.asarray(ids, dtype=np.int64),
+                                   np.asarray(owners, dtype=np.int64), embedding_matrix(raw),
+                                   np.asarray(quality, dtype=np.float64), rejected)
+    return scores
 
 
 __all__ = ["K_PER_PERSON", "TOP_K", "EVIDENCE_PER_PERSON", "EVIDENCE_BEST_QUALITY", "SUGGEST_MAX_DISTANCE",
            "CONFIDENCE_MIDPOINT", "CONFIDENCE_SCALE", "NEIGHBOUR_CUTOFF", "confidence_for", "load_embeddings",
-           "nearest", "person_distances", "choose_evidence", "evidence_positions", "face_person_distances"]
+           "nearest", "person_distances", "choose_evidence", "evidence_positions", "person_scores",
+           "face_person_distances"]
