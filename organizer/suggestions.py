@@ -29,6 +29,7 @@ import numpy as np
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from .constraints import birth_dates
 from .db import Library
 from .errors import InvalidRequest
 from .labelling import Recorder, accept_faces, load_faces
@@ -145,7 +146,7 @@ class SuggestionIndex:
         last_op = s.scalar(select(func.max(Operation.id))) or 0
         undone_n = s.scalar(select(func.count(Operation.id)).where(Operation.undone.is_(True))) or 0
         self._set_names(dict(s.execute(select(Person.id, Person.name)).all()))
-        births = {pid: b for pid, b in s.execute(select(Person.id, Person.birth_date)) if b is not None}
+        births = birth_dates(s)
         if births != self.births:
             self.births = births
             self.cache.clear()
