@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -870,13 +869,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cli_text(exc: OrganizerError) -> str:
-    """The core's message, with the core's "force to ..." said as this command's flag."""
+    """The core's message, and for a same-photo refusal how to do it anyway here."""
     from .labelling import SamePhotoConflict
 
-    text = str(exc)
-    if isinstance(exc, SamePhotoConflict):
-        text = re.sub(r" \(force to ([^)]*)\)$", r" (add --force to \1)", text)
-    return text
+    return f"{exc} (add --force to do it anyway)" if isinstance(exc, SamePhotoConflict) else str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

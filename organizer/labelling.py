@@ -48,7 +48,8 @@ KEPT_APART = "kept_apart:"
 
 class SamePhotoConflict(InvalidRequest):
     """The operation would give one person two faces of one photo; ``force=True`` does it
-    anyway. ``photos`` lists (photo id, photo path, face ids) of each such photo."""
+    anyway (each front end says how: the CLI's ``--force``, the dashboard's "Do it anyway").
+    ``photos`` lists (photo id, photo path, face ids) of each such photo."""
 
     def __init__(self, message: str, photos: list[tuple[int, str, list[int]]]) -> None:
         super().__init__(message)
@@ -312,7 +313,7 @@ def conflict_text(name: str, conflicts: list[tuple[int, str, list[int]]]) -> str
     more = f" and {len(conflicts) - _CONFLICTS_SHOWN} more photos" if len(conflicts) > _CONFLICTS_SHOWN else ""
     which = "one photo" if len(conflicts) == 1 else f"{len(conflicts)} photos"
     return (f"{name} would have two faces in {which}: {shown}{more}; two faces of one photo are "
-            "never one person (force to do it anyway)")
+            "never one person")
 
 
 def check_same_photo(s: Session, faces: Sequence[Face], person: Person | None, name: str, force: bool) -> None:
@@ -454,7 +455,7 @@ def merge_people(lib: Library, source_id: int, target_id: int, *, force: bool = 
                 more = f" and {len(shared) - _CONFLICTS_SHOWN} more" if len(shared) > _CONFLICTS_SHOWN else ""
                 raise SamePhotoConflict(
                     f"{source.name} and {target.name} are both in {len(shared)} photo{'s' if len(shared) > 1 else ''}: "
-                    f"{shown}{more}; two faces of one photo are never one person (force to merge anyway)", shared)
+                    f"{shown}{more}; two faces of one photo are never one person", shared)
         for f in faces:
             rec.face(f).person_id = target.id
         target_faces = set(s.scalars(select(Face.id).where(Face.person_id == target.id,
