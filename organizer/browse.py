@@ -29,7 +29,6 @@ from .errors import ClusterNotFound, InvalidRequest, NotFound
 from .ids import as_id, is_id
 from .models import Assignment, Cluster, Face, FaceThumb, Person, Photo, PhotoStatus
 from .queries import live, normalise_name, owned, require_person, resolve_person, unowned
-from .queries import person_by_name as person_by_name  # privacy.py imports it from here
 
 MAX_PAGE = 5000
 CLUSTER_PREVIEW = 12
@@ -337,7 +336,3 @@ __all__ = [
     "faces_in_cluster", "person_faces", "count_person_faces", "unassigned_faces", "count_unassigned",
     "get_faces", "photo_faces", "face_thumbnail",
 ]
-
-#: the old name, still used by tests/test_dashboard_browser.py (not to be confused with
-#: :func:`organizer.clustering.cluster_faces`, which groups faces)
-cluster_faces = faces_in_cluster

@@ -51,7 +51,7 @@ def live(lfw_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     lib = Library.open(db_url(copy_db(lfw_db, tmp_path_factory.mktemp("browser") / "library.db")))
     clustering.cluster_faces(lib)
     for c in browse.list_clusters(lib, limit=100)[1:]:
-        folders = Counter(f.photo_path.split("/")[0] for f in browse.cluster_faces(lib, c.id))
+        folders = Counter(f.photo_path.split("/")[0] for f in browse.faces_in_cluster(lib, c.id))
         labelling.name_cluster(lib, c.id, folders.most_common(1)[0][0].replace("_", " "))
     server = make_server("127.0.0.1", 0, create_app(lib).server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -57,16 +57,6 @@ def accept_offer(lib: Library, cluster_id: object, person_id: object, *, force: 
     return ui.attempt(run)
 
 
-def accept_group_suggestion(lib: Library, cluster_id: int) -> ui.Feedback:
-    """Name the group after the person it is offered as now (None offered: a message)."""
-    def run() -> ui.Feedback:
-        offer = questions.group_offer(lib, cluster_id)
-        if offer is None:
-            return ui.Feedback("This group has no suggestion any more.", ok=False)
-        return accept_offer(lib, cluster_id, offer.person_id)
-    return ui.attempt(run)
-
-
 def merge_pair(lib: Library, source_id: object, target_id: object, *, force: bool = False) -> ui.Feedback:
     """"Same person?" - Merge: the source person's faces join the target (whose name stays)."""
     def run() -> ui.Feedback:
